@@ -18,8 +18,12 @@ namespace hydra {
 struct Stash {
   std::vector<Tensor> tensors;
   Shape input_shape;
-  std::size_t bytes() const;
-  void clear() { tensors.clear(); }
+  std::vector<Stash> children;  // one per sub-layer of a composite layer (Residual)
+  std::size_t bytes() const;    // tensors and children, as nbytes() (shared storage counted)
+  void clear() {
+    tensors.clear();
+    children.clear();
+  }
 };
 
 class Layer {
@@ -34,7 +38,8 @@ class Layer {
 
   // Floating-point operations of one forward pass (backward counts as 2x by convention).
   virtual double forward_flops(const Shape& input) const = 0;
-  // Bytes stashed by forward() for an input of this shape with activations of `dtype`.
+  // Bytes stashed by a training-mode forward() for an input of this shape with activations of
+  // `dtype` (equals Stash::bytes() afterwards; eval-mode forwards stash nothing).
   virtual std::size_t stash_bytes(const Shape& input, DType dtype) const = 0;
   // Deterministic re-initialisation of all parameters from `seed` (values computed on the host
   // in double precision, then stored in the parameters' dtype and device).
