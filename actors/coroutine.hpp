@@ -24,7 +24,7 @@
 #include <utility>
 #include <variant>
 
-#include "runtime/error.hpp"
+#include "kernels/core/error.hpp"
 
 namespace hydra::actors {
 

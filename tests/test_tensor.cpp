@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
-#include "runtime/memory_pool.hpp"
-#include "runtime/stream.hpp"
-#include "runtime/tensor.hpp"
+#include "kernels/core/memory_pool.hpp"
+#include "kernels/core/stream.hpp"
+#include "kernels/core/tensor.hpp"
 
 using namespace hydra;
 

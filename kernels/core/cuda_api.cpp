@@ -1,9 +1,9 @@
-#include "runtime/cuda_api.hpp"
+#include "kernels/core/cuda_api.hpp"
 
 #include <cstdio>
 #include <mutex>
 
-#include "runtime/error.hpp"
+#include "kernels/core/error.hpp"
 
 #ifdef HYDRA_WITH_CUDA
 #include <cuda_runtime.h>

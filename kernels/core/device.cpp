@@ -1,8 +1,8 @@
-#include "runtime/device.hpp"
+#include "kernels/core/device.hpp"
 
 #include <cstdlib>
 
-#include "runtime/error.hpp"
+#include "kernels/core/error.hpp"
 
 namespace hydra {
 

@@ -1,4 +1,4 @@
-#include "runtime/error.hpp"
+#include "kernels/core/error.hpp"
 
 #include <cstdio>
 

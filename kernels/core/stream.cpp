@@ -1,4 +1,4 @@
-#include "runtime/stream.hpp"
+#include "kernels/core/stream.hpp"
 
 #include <map>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "runtime/dtype.hpp"
+#include "kernels/core/dtype.hpp"
 
 #include <cstring>
 

@@ -1,12 +1,12 @@
-#include "runtime/memory_pool.hpp"
+#include "kernels/core/memory_pool.hpp"
 
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <new>
 
-#include "runtime/cuda_api.hpp"
-#include "runtime/error.hpp"
+#include "kernels/core/cuda_api.hpp"
+#include "kernels/core/error.hpp"
 
 namespace hydra {
 

@@ -1,10 +1,10 @@
-#include "runtime/tensor.hpp"
+#include "kernels/core/tensor.hpp"
 
 #include <cstring>
 #include <sstream>
 
-#include "runtime/memory_pool.hpp"
-#include "runtime/stream.hpp"
+#include "kernels/core/memory_pool.hpp"
+#include "kernels/core/stream.hpp"
 
 namespace hydra {
 
