@@ -222,6 +222,11 @@ TEST_CASE("cpu gemm matches a triple loop with transposes ld batch and broadcast
     check_gemm(f, 5 * 3 * 6, 6 * 4, 5 * 3 * 4, dt);
     f.trans_b = true;
     check_gemm(f, 5 * 3 * 6, 6 * 4, 5 * 3 * 4, dt);
+    f.stride_a = 3 * 6 + 2;  // A items not adjacent: must not fold
+    check_gemm(f, 5 * f.stride_a, 6 * 4, 5 * 3 * 4, dt);
+    f.stride_a = -1;
+    f.stride_c = 3 * 4 + 1;  // nor when C items are not adjacent
+    check_gemm(f, 5 * 3 * 6, 6 * 4, 5 * f.stride_c, dt);
     // k = 0 scales C by beta.
     GemmDesc z;
     z.m = 2;
@@ -251,8 +256,9 @@ TEST_CASE("cpu gemm rejects out of bounds and bad layouts") {
   d.m = 3;
   d.n = 4;
   d.k = 4;
-  be().gemm(d, a, Tensor::zeros({16}), c, ctx);  // fits
-  CHECK_THROWS_WITH_AS(be().gemm(d, a, b, c, ctx), doctest::Contains("too small"), Error);
+  be().gemm(d, a, Tensor::zeros({16}), c, ctx);  // fits exactly
+  CHECK_THROWS_WITH_AS(be().gemm(d, a, Tensor::zeros({15}), c, ctx), doctest::Contains("too small"),
+                       Error);
   d.k = 3;
   d.n = 3;
   d.batch = 2;
@@ -289,12 +295,12 @@ TEST_CASE("cpu bias and channel bias with their gradients") {
     CHECK(db.to_doubles() == Vec{6, 8, 10});  // += column sums
     CHECK_THROWS_AS(be().add_bias(y, make({1, 2, 3, 4}, {4}, dt), ctx), Error);
 
-    // [n=2, c=2, h=1, w=2]
-    Tensor yc = make({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 1, 2}, dt);
+    // [n=2, c=2, l=2]: one trailing spatial dimension.
+    Tensor yc = make({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2}, dt);
     be().add_channel_bias(yc, make({100, 200}, {2}, dt), ctx);
     CHECK(yc.to_doubles() == Vec{101, 102, 203, 204, 105, 106, 207, 208});
     Tensor dc = make({0.5, 0}, {2}, dt);
-    be().channel_bias_grad(dc, make({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 1, 2}, dt), ctx);
+    be().channel_bias_grad(dc, make({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2}, dt), ctx);
     CHECK(dc.to_doubles() == Vec{0.5 + 1 + 2 + 5 + 6, 3 + 4 + 7 + 8});
     CHECK_THROWS_AS(be().add_channel_bias(yc, make({1, 2, 3}, {3}, dt), ctx), Error);
   }
@@ -477,6 +483,9 @@ TEST_CASE("cpu softmax plain and causal with backward") {
         want.insert(want.end(), p.begin(), p.end());
       }
       CHECK_CLOSE(y.to_doubles(), want, tol(dt));
+      Tensor inplace = x.clone();
+      be().softmax_forward(inplace, inplace, scale, causal, ctx);
+      CHECK(inplace.to_doubles() == y.to_doubles());
       if (causal) CHECK(y.to_doubles()[1] == 0.0);  // row 0 sees only column 0
       if (causal) CHECK(y.to_doubles()[0] == 1.0);
 

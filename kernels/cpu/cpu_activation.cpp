@@ -1,6 +1,7 @@
 // Activations (ReLU, exact GELU) and dropout on the CPU.
 #include <cmath>
 #include <cstdint>
+#include <numbers>
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/cpu/cpu_common.hpp"
@@ -9,6 +10,13 @@
 namespace hydra {
 
 using cpu::map_floats;
+
+namespace {
+
+constexpr double kInvSqrt2 = 1 / std::numbers::sqrt2;
+constexpr double kInvSqrt2Pi = std::numbers::inv_sqrtpi / std::numbers::sqrt2;  // phi(0)
+
+}  // namespace
 
 void CpuBackend::relu_forward(Tensor& y, const Tensor& x, ExecContext& ctx) {
   map_floats(
@@ -25,7 +33,7 @@ void CpuBackend::gelu_forward(Tensor& y, const Tensor& x, ExecContext& ctx) {
       "gelu_forward", ctx, y,
       [](auto v) {
         using T = decltype(v);
-        return T(0.5) * v * (T(1) + std::erf(v * T(M_SQRT1_2)));
+        return T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2)));
       },
       x);
 }
@@ -36,8 +44,8 @@ void CpuBackend::gelu_backward(Tensor& dx, const Tensor& dy, const Tensor& x, Ex
       "gelu_backward", ctx, dx,
       [](auto g, auto v) {
         using T = decltype(v);
-        const T cdf = T(0.5) * (T(1) + std::erf(v * T(M_SQRT1_2)));
-        const T pdf = T(0.5 * M_2_SQRTPI * M_SQRT1_2) * std::exp(T(-0.5) * v * v);
+        const T cdf = T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2)));
+        const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
         return g * (cdf + v * pdf);
       },
       dy, x);
