@@ -11,7 +11,7 @@
 
 #include "kernels/exec_context.hpp"
 #include "kernels/parameter.hpp"
-#include "runtime/tensor.hpp"
+#include "kernels/core/tensor.hpp"
 
 namespace hydra {
 

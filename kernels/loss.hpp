@@ -3,7 +3,7 @@
 #include <cstdint>
 
 #include "kernels/exec_context.hpp"
-#include "runtime/tensor.hpp"
+#include "kernels/core/tensor.hpp"
 
 namespace hydra {
 
