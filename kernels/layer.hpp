@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/core/tensor.hpp"
 #include "kernels/exec_context.hpp"
 #include "kernels/parameter.hpp"
-#include "kernels/core/tensor.hpp"
 
 namespace hydra {
 
@@ -49,7 +49,8 @@ class Layer {
   const std::vector<Parameter>& parameters() const { return params_; }
   std::size_t parameter_bytes() const;  // values + grads + optimizer state
   std::int64_t parameter_count() const;
-  // Moves/casts parameters, grads and optimizer state to `device` and `dtype`.
+  // Moves/casts parameters, grads and optimizer state to `device` and `dtype` (synchronous
+  // copies on the default streams: finish work queued on other streams first).
   virtual void to(Device device, DType dtype = DType::f32);
   void zero_grad(ExecContext& ctx);
 

@@ -18,7 +18,9 @@ LossResult softmax_cross_entropy(ExecContext& ctx, const Tensor& logits, const T
         op + ": labels must be i32 " + shape_str(rows) + " for logits " + logits.str() + ", got " +
             labels.str());
   check(n > 0, op + ": no rows in " + logits.str());
-  // Labels are validated (and the correct count computed) on the host.
+  // Labels are validated (and the correct count computed) on the host. Device-to-host copies
+  // run on the device's default stream, so finish the work queued on ctx.stream first.
+  if (!labels.device().host_accessible()) ctx.synchronize();
   const std::vector<std::int32_t> host_labels = labels.to_ints();
   for (std::int64_t i = 0; i < n; ++i)
     if (host_labels[i] < 0 || host_labels[i] >= classes)
@@ -38,6 +40,7 @@ LossResult softmax_cross_entropy(ExecContext& ctx, const Tensor& logits, const T
   if (std::isinf(r.loss)) throw Error(op + ": loss is inf");
   Tensor pred = Tensor::empty({n}, DType::i32, ctx.device);
   be.argmax_rows(pred, logits2, ctx);
+  ctx.synchronize();
   const std::vector<std::int32_t> host_pred = pred.to_ints();
   for (std::int64_t i = 0; i < n; ++i)
     r.correct += host_pred[i] == host_labels[i];
