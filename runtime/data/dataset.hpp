@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/tensor.hpp"
+#include "kernels/core/tensor.hpp"
 
 namespace hydra {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/tensor.hpp"
+#include "kernels/core/tensor.hpp"
 
 namespace hydra {
 
