@@ -1,0 +1,154 @@
+#include "runtime/task_estimator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "kernels/core/error.hpp"
+
+namespace hydra {
+
+namespace {
+constexpr std::size_t kKinds = 3;
+std::size_t kind_index(TaskKind k) {
+  const auto i = static_cast<std::size_t>(k);
+  check(i < kKinds, "TaskEstimator: unknown task kind " + std::to_string(i));
+  return i;
+}
+}  // namespace
+
+TaskEstimator::TaskEstimator(std::vector<std::vector<double>> shard_forward_flops,
+                             std::vector<std::int64_t> steps_left, double flops_per_second)
+    : TaskEstimator(std::move(shard_forward_flops), std::move(steps_left), flops_per_second,
+                    Options{}) {}
+
+TaskEstimator::TaskEstimator(std::vector<std::vector<double>> shard_forward_flops,
+                             std::vector<std::int64_t> steps_left, double flops_per_second,
+                             Options options)
+    : options_(options) {
+  check(shard_forward_flops.size() == steps_left.size(),
+        "TaskEstimator: " + std::to_string(shard_forward_flops.size()) +
+            " jobs of shard FLOPs but " + std::to_string(steps_left.size()) + " step counts");
+  check(std::isfinite(flops_per_second) && flops_per_second > 0,
+        "TaskEstimator: flops_per_second must be positive and finite");
+  check(options.ema_weight > 0 && options.ema_weight <= 1,
+        "TaskEstimator: ema_weight must lie in (0, 1]");
+  check(std::isfinite(options.update_seconds) && options.update_seconds >= 0,
+        "TaskEstimator: update_seconds must be >= 0");
+  jobs_.resize(shard_forward_flops.size());
+  for (std::size_t j = 0; j < jobs_.size(); ++j) {
+    Job& job = jobs_[j];
+    check(steps_left[j] >= 0, "TaskEstimator: job " + std::to_string(j) + " has " +
+                                  std::to_string(steps_left[j]) + " steps left");
+    job.steps_left = steps_left[j];
+    for (std::size_t s = 0; s < shard_forward_flops[j].size(); ++s) {
+      const double f = shard_forward_flops[j][s];
+      check(std::isfinite(f) && f >= 0, "TaskEstimator: job " + std::to_string(j) + " shard " +
+                                            std::to_string(s) + " has invalid FLOPs");
+      std::vector<Estimate> e(kKinds);
+      e[kind_index(TaskKind::forward)].seconds = f / flops_per_second;
+      e[kind_index(TaskKind::update)].seconds = options.update_seconds;
+      job.tasks.push_back(std::move(e));
+      job.done.emplace_back(kKinds, false);
+    }
+  }
+}
+
+TaskEstimator::Job& TaskEstimator::job_at(int job) {
+  return const_cast<Job&>(std::as_const(*this).job_at(job));
+}
+
+const TaskEstimator::Job& TaskEstimator::job_at(int job) const {
+  if (job < 0 || static_cast<std::size_t>(job) >= jobs_.size())
+    throw Error("TaskEstimator: job " + std::to_string(job) + " does not exist (" +
+                std::to_string(jobs_.size()) + " jobs)");
+  return jobs_[static_cast<std::size_t>(job)];
+}
+
+void TaskEstimator::check_shard(int job, int shard) const {
+  const Job& j = job_at(job);
+  if (shard < 0 || static_cast<std::size_t>(shard) >= j.tasks.size())
+    throw Error("TaskEstimator: job " + std::to_string(job) + " has no shard " +
+                std::to_string(shard) + " (" + std::to_string(j.tasks.size()) + " shards)");
+}
+
+std::size_t TaskEstimator::shards(int job) const {
+  return job_at(job).tasks.size();
+}
+
+double TaskEstimator::task_seconds(int job, int shard, TaskKind kind) const {
+  check_shard(job, shard);
+  const auto& t = job_at(job).tasks[static_cast<std::size_t>(shard)];
+  const Estimate& e = t[kind_index(kind)];
+  if (kind == TaskKind::backward && !e.measured)
+    return 2.0 * t[kind_index(TaskKind::forward)].seconds;
+  return e.seconds;
+}
+
+double TaskEstimator::step_seconds(int job) const {
+  const Job& j = job_at(job);
+  double s = 0;
+  for (std::size_t sh = 0; sh < j.tasks.size(); ++sh)
+    for (const TaskKind k : {TaskKind::forward, TaskKind::backward, TaskKind::update})
+      s += task_seconds(job, static_cast<int>(sh), k);
+  return s;
+}
+
+double TaskEstimator::remaining_seconds(int job) const {
+  const Job& j = job_at(job);
+  if (j.finished || j.steps_left == 0) return 0;
+  double progress = 0;
+  for (std::size_t sh = 0; sh < j.tasks.size(); ++sh)
+    for (const TaskKind k : {TaskKind::forward, TaskKind::backward, TaskKind::update})
+      if (j.done[sh][kind_index(k)]) progress += task_seconds(job, static_cast<int>(sh), k);
+  return std::max(0.0, static_cast<double>(j.steps_left) * step_seconds(job) - progress);
+}
+
+void TaskEstimator::record(int job, int shard, TaskKind kind, double seconds) {
+  check_shard(job, shard);
+  check(std::isfinite(seconds) && seconds >= 0,
+        "TaskEstimator: measured duration of job " + std::to_string(job) + " shard " +
+            std::to_string(shard) + " " + task_kind_name(kind) + " must be >= 0 and finite, got " +
+            std::to_string(seconds));
+  Job& j = job_at(job);
+  const std::size_t k = kind_index(kind);
+  Estimate& e = j.tasks[static_cast<std::size_t>(shard)][k];
+  e.seconds =
+      e.measured ? options_.ema_weight * seconds + (1 - options_.ema_weight) * e.seconds : seconds;
+  e.measured = true;
+  j.done[static_cast<std::size_t>(shard)][k] = true;
+}
+
+void TaskEstimator::step_done(int job) {
+  Job& j = job_at(job);
+  if (j.steps_left > 0) --j.steps_left;
+  for (auto& d : j.done)
+    std::fill(d.begin(), d.end(), false);
+}
+
+void TaskEstimator::set_steps_left(int job, std::int64_t n) {
+  check(n >= 0, "TaskEstimator: steps left must be >= 0, got " + std::to_string(n));
+  Job& j = job_at(job);
+  j.steps_left = n;
+  j.finished = false;
+}
+
+void TaskEstimator::job_finished(int job) {
+  Job& j = job_at(job);
+  j.finished = true;
+  j.steps_left = 0;
+  for (auto& d : j.done)
+    std::fill(d.begin(), d.end(), false);
+}
+
+std::int64_t TaskEstimator::steps_left(int job) const {
+  return job_at(job).steps_left;
+}
+
+bool TaskEstimator::measured(int job, int shard, TaskKind kind) const {
+  check_shard(job, shard);
+  return job_at(job).tasks[static_cast<std::size_t>(shard)][kind_index(kind)].measured;
+}
+
+}  // namespace hydra
