@@ -1,0 +1,79 @@
+#pragma once
+// Hydra's public training API: train many models at once with shard parallelism.
+//
+//   hydra::JobSpec job;
+//   job.name = "mlp-lr0.1";
+//   job.config = {{"lr", "0.1"}};
+//   job.make_model = [] { return hydra::make_mlp(784, {256}, 10); };
+//   job.make_optimizer = [] { return std::make_unique<hydra::SGD>(0.1, 0.9); };
+//   job.data = [] { ... return hydra::DataSplits{train, validation}; };
+//   job.data_key = "fashion-mnist";   // jobs with the same key share one load
+//   job.batch_size = 128; job.epochs = 2; job.eval_every = 100;
+//
+//   hydra::RuntimeOptions opt;          // default: all GPUs, else 2 virtual CPU devices
+//   opt.out_dir = "runs/sweep1";        // trace.json, checkpoints/
+//   std::vector<hydra::JobResult> results = hydra::train({job, ...}, opt);
+//
+// Each model is cut into sequential shards that fit the smallest device budget (halved, because
+// a device holds the running shard and the prefetched next one). Shard tasks of all models go to
+// one scheduler; every device pulls the next task as soon as it can take one. A job that fails
+// (bad data path, a layer too big for every device, out of memory at run time, NaN loss) ends
+// with status failed and its error; the other jobs continue.
+//
+// Threads: on CPU devices each device actor runs kernels on its own thread, so the runtime sets
+// OpenBLAS to one thread per call (openblas_set_num_threads(1)) for the whole process when the
+// run starts; set it back yourself if you need multi-threaded BLAS afterwards.
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "actors/checkpoint.hpp"
+#include "actors/job_spec.hpp"
+#include "actors/messages.hpp"
+#include "actors/training_program.hpp"
+#include "runtime/job_result.hpp"
+#include "runtime/trace.hpp"
+
+namespace hydra {
+
+struct DeviceSpec {
+  Device device = Device::cpu(0);  // cpu:N (virtual CPU device) or cuda:N
+  // Memory budget in bytes; 0: the device pool's capacity. For cpu:N the runtime sets the pool's
+  // capacity to the budget (virtual devices must be distinct). Several DeviceSpecs may share one
+  // GPU (separate actors, streams and budgets; the budget then only limits partitioning).
+  std::size_t memory_bytes = 0;
+};
+
+struct RuntimeOptions {
+  std::vector<DeviceSpec> devices;  // empty: default_devices()
+  std::string policy = "lrtf";      // "lrtf" (Sharded-LRTF), "fifo", "random"
+  std::uint64_t policy_seed = 0;
+  std::size_t shards = 0;  // 0: the partitioner decides from the smallest budget
+  bool progress = false;   // print a line per validation
+  std::string out_dir;     // "": write nothing; else trace.json and checkpoints/
+};
+
+// All GPUs if there are any, else two virtual CPU devices (cpu:0, cpu:1) with unlimited pools.
+std::vector<DeviceSpec> default_devices();
+
+// Everything a run produced, for reports and tests.
+struct RunReport {
+  std::vector<JobResult> jobs;       // in the order of the specs
+  std::vector<std::string> devices;  // device names, by index
+  actors::SchedulerStats scheduler;
+  std::vector<TraceEvent> trace;                            // every task and transfer
+  std::vector<std::pair<std::string, double>> utilisation;  // busy fraction per device
+  double seconds = 0;
+};
+
+// Trains all jobs to completion (or failure). Throws hydra::Error only for bad options (no
+// devices, an unknown policy, a CUDA device that does not exist); job failures are reported in
+// the results.
+RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options = {});
+std::vector<JobResult> train(const std::vector<JobSpec>& jobs, const RuntimeOptions& options = {});
+
+// Sets the number of OpenBLAS threads used per BLAS call (process-wide).
+void set_blas_threads(int threads);
+
+}  // namespace hydra

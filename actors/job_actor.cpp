@@ -1,0 +1,125 @@
+#include "actors/job_actor.hpp"
+
+#include "actors/optimizer_actor.hpp"
+#include "actors/shard_actor.hpp"
+#include "kernels/optim/adamw.hpp"
+#include "kernels/optim/sgd.hpp"
+#include "runtime/partitioner.hpp"
+
+namespace hydra::actors {
+
+namespace {
+
+int optimizer_slots(const Optimizer& opt) {
+  if (dynamic_cast<const SGD*>(&opt) != nullptr) return 1;
+  if (dynamic_cast<const AdamW*>(&opt) != nullptr) return 2;
+  return 2;
+}
+
+// Everything up to the training program: data, model, partition, shard and optimizer actors.
+void build(caf::event_based_actor* self, JobContext::Parts& p) {
+  const JobSpec& spec = p.setup.spec;
+  check(static_cast<bool>(spec.make_model), "job " + spec.name + " has no make_model");
+  check(static_cast<bool>(spec.make_optimizer), "job " + spec.name + " has no make_optimizer");
+  check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
+  p.data = p.setup.data->get(spec);
+
+  p.model = std::make_shared<Model>(spec.make_model());
+  p.model->init(spec.seed);
+  check(p.model->size() > 0, "job " + spec.name + ": the model has no layers");
+  std::shared_ptr<Optimizer> opt(spec.make_optimizer());
+  check(opt != nullptr, "job " + spec.name + ": make_optimizer returned null");
+
+  Shape input = p.data.train.sample_shape();
+  input.insert(input.begin(), spec.batch_size);
+  PartitionOptions po;
+  po.budget_bytes = p.setup.shard_budget;
+  po.optimizer_slots = optimizer_slots(*opt);
+  po.shards = spec.shards > 0 ? spec.shards : p.setup.shards;
+  std::vector<ShardSpec> plan;
+  try {
+    plan = partition(*p.model, input, po);
+  } catch (const std::exception& e) {
+    throw Error("cannot partition job " + spec.name + ": " + e.what());
+  }
+
+  const Device home = home_device();
+  if (home != Device::host()) p.model->to(home);
+  const std::int64_t batches =
+      (p.data.train.size() + spec.batch_size - 1) / spec.batch_size;  // per epoch
+  p.total_steps = spec.max_steps > 0 ? spec.max_steps : spec.epochs * batches;
+  for (std::size_t s = 0; s < plan.size(); ++s) {
+    auto st = std::make_shared<ShardState>();
+    st->job = p.setup.index;
+    st->job_name = spec.name;
+    st->shard = static_cast<int>(s);
+    st->num_shards = static_cast<int>(plan.size());
+    st->model = p.model;
+    st->begin = plan[s].begin;
+    st->end = plan[s].end;
+    st->home = home;
+    st->total_steps = p.total_steps;
+    st->fused_update = spec.clip_grad_norm <= 0;
+    p.states.push_back(st);
+    p.shards.push_back(self->spawn(shard_actor, st, p.setup.scheduler));
+  }
+  p.optimizer_config = OptimizerConfig{opt, spec.clip_grad_norm};
+  p.optimizer = self->spawn(optimizer_actor, p.optimizer_config);
+}
+
+Task<void> run_job(caf::event_based_actor* self, std::shared_ptr<JobContext::Parts> p,
+                   std::shared_ptr<JobContext> ctx) {
+  build(self, *p);
+  // The optimizer actor owns the configuration the tasks use.
+  p->optimizer_config = co_await request<OptimizerConfig>(self, p->optimizer, config_atom::value);
+  const JobSpec& spec = p->setup.spec;
+  if (spec.program)
+    co_await spec.program(*ctx);
+  else
+    co_await default_training_program(*ctx);
+  if (spec.on_finish) spec.on_finish(*p->model);
+}
+
+}  // namespace
+
+caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
+  auto parts = std::make_shared<JobContext::Parts>();
+  parts->setup = std::move(setup);
+  parts->result.name = parts->setup.spec.name;
+  parts->result.config = parts->setup.spec.config;
+  return {
+      [self, parts](run_atom) -> caf::result<JobResult> {
+        auto rp = self->make_response_promise();
+        parts->start = std::chrono::steady_clock::now();
+        auto ctx = std::make_shared<JobContext>(self, *parts);
+        start<void>(
+            self, run_job(self, parts, ctx), [self, parts, ctx, rp](Outcome<void> out) mutable {
+              JobResult& r = parts->result;
+              if (out.index() == 1) {
+                r.status = JobStatus::failed;
+                try {
+                  std::rethrow_exception(std::get<1>(out));
+                } catch (const std::exception& e) {
+                  r.error = e.what();
+                } catch (...) {
+                  r.error = "unknown error";
+                }
+              }
+              r.steps = ctx->step();
+              r.seconds =
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - parts->start)
+                      .count();
+              r.samples_per_second =
+                  r.seconds > 0 ? static_cast<double>(parts->samples) / r.seconds : 0.0;
+              for (auto& a : parts->shards)
+                self->send_exit(a, caf::exit_reason::user_shutdown);
+              if (parts->optimizer)
+                self->send_exit(parts->optimizer, caf::exit_reason::user_shutdown);
+              rp.deliver(r);
+            });
+        return rp;
+      },
+  };
+}
+
+}  // namespace hydra::actors

@@ -1,0 +1,50 @@
+#pragma once
+// One actor per job. Asked to run, it loads the job's data (shared by data key), builds and
+// initialises the model, partitions it with hydra::partition for the device budget, spawns one
+// shard actor per shard and the job's optimizer actor, and runs the training program as a
+// coroutine on itself. It answers with the JobResult: done, or failed with the error (a failing
+// job never takes the runtime or other jobs down).
+//
+//   (run_atom) -> JobResult
+#include <caf/all.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/data_cache.hpp"
+#include "actors/shard_state.hpp"
+#include "actors/training_program.hpp"
+
+namespace hydra::actors {
+
+struct JobSetup {
+  int index = 0;
+  JobSpec spec;
+  caf::actor scheduler;
+  std::shared_ptr<DataCache> data;
+  std::size_t shard_budget = 0;  // memory one shard may use on a device
+  std::size_t shards = 0;        // 0: as few as fit
+  std::string out_dir;           // "": no checkpoints
+  bool progress = false;
+};
+
+struct JobContext::Parts {
+  JobSetup setup;
+  DataSplits data;
+  std::shared_ptr<Model> model;
+  std::vector<std::shared_ptr<ShardState>> states;
+  std::vector<caf::actor> shards;
+  caf::actor optimizer;
+  OptimizerConfig optimizer_config;
+  JobResult result;
+  std::int64_t total_steps = 0, samples = 0;
+  std::chrono::steady_clock::time_point start;
+};
+
+caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup);
+
+}  // namespace hydra::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::JobResult)

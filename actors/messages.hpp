@@ -1,0 +1,85 @@
+#pragma once
+// Atoms and message types of the actor runtime. Within one process, messages carry handles
+// (std::shared_ptr to a task, tensors that share storage), never copies of tensor data.
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/shard_state.hpp"
+#include "kernels/core/tensor.hpp"
+#include "kernels/optim/optimizer.hpp"
+#include "runtime/scheduling_policy.hpp"
+
+namespace hydra::actors {
+
+using submit_atom = caf::atom_constant<caf::atom("submit")>;  // job/shard -> scheduler
+using run_atom = caf::atom_constant<caf::atom("run")>;        // scheduler -> device, runtime -> job
+using done_atom = caf::atom_constant<caf::atom("done")>;      // device -> scheduler
+using pull_atom = caf::atom_constant<caf::atom("pull")>;      // device -> scheduler: send work
+using stop_atom = caf::atom_constant<caf::atom("stop")>;      // runtime -> device
+using stats_atom = caf::atom_constant<caf::atom("stats")>;    // -> scheduler: counters
+using forward_atom = caf::atom_constant<caf::atom("forward")>;  // job -> shard
+using backward_atom = caf::atom_constant<caf::atom("backward")>;
+using update_atom = caf::atom_constant<caf::atom("update")>;
+using eval_atom = caf::atom_constant<caf::atom("eval")>;
+using config_atom = caf::atom_constant<caf::atom("config")>;    // job -> optimizer
+using clip_atom = caf::atom_constant<caf::atom("clip")>;        // job -> optimizer
+using stepped_atom = caf::atom_constant<caf::atom("stepped")>;  // job -> optimizer
+
+// One shard task: what to run (filled by the submitter), what came out and how long it took
+// (filled by the device). The same object travels submitter -> scheduler -> device -> back.
+struct ShardTask {
+  // --- request
+  std::uint64_t id = 0;  // set by the scheduler
+  TaskKind kind = TaskKind::forward;
+  bool training = true;  // false: evaluation forward (no stash, no gradients)
+  std::int64_t step = 0;
+  std::shared_ptr<ShardState> state;
+  std::shared_ptr<Optimizer> optimizer;  // backward (fused update) and update tasks
+  bool fuse_update = true;               // backward: apply the optimizer right after backward
+  double grad_scale = 1.0;               // update: gradient clipping coefficient
+  Tensor input;   // forward: activations; backward: d(output) (none for the last shard)
+  Tensor labels;  // forward of the last shard: labels for the fused loss
+  // --- result
+  Tensor output;  // forward: activations (home memory); backward: d(input) (home memory)
+  double loss = std::numeric_limits<double>::quiet_NaN();
+  std::int64_t correct = 0, count = 0;
+  double grad_squares = 0;  // backward without fused update: sum of squared grads of the shard
+  std::string error;        // non-empty: the task failed (the device survives)
+  // --- measurements (seconds on the trace clock)
+  int device = -1;
+  std::string device_name;
+  double load_start = 0, load_end = 0, compute_start = 0, compute_end = 0, store_start = 0,
+         store_end = 0;
+  std::size_t load_bytes = 0, store_bytes = 0;
+  bool prefetched = false;  // its state was loaded while another task computed
+};
+using TaskPtr = std::shared_ptr<ShardTask>;
+
+// Scheduler counters, for tests and reports.
+struct SchedulerStats {
+  std::uint64_t submitted = 0, completed = 0, failed = 0;
+  std::uint64_t dispatched_to_idle = 0, dispatched_lookahead = 0, prefetched = 0;
+  // Times a device was left with nothing to do while a task waited in the ready queue, checked
+  // after every event the scheduler handles. The scheduler's invariant is that this stays 0.
+  std::uint64_t idle_while_ready = 0;
+  std::uint64_t max_ready = 0;
+  std::string policy;
+};
+
+// Training configuration an optimizer actor hands out to its job's tasks.
+struct OptimizerConfig {
+  std::shared_ptr<Optimizer> optimizer;
+  double clip_grad_norm = 0;  // 0: no clipping (updates fused into backward tasks)
+};
+
+}  // namespace hydra::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::actors::TaskPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::actors::SchedulerStats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::actors::OptimizerConfig)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::Tensor)

@@ -1,0 +1,144 @@
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+#include "actors/data_cache.hpp"
+#include "actors/device_actor.hpp"
+#include "actors/hydra.hpp"
+#include "actors/job_actor.hpp"
+#include "actors/scheduler_actor.hpp"
+#include "kernels/core/cuda_api.hpp"
+#include "kernels/core/memory_pool.hpp"
+#include "runtime/scheduling_policy.hpp"
+
+namespace hydra {
+
+std::vector<DeviceSpec> default_devices() {
+  std::vector<DeviceSpec> out;
+  const int gpus = cuda::device_count();
+  for (int i = 0; i < gpus; ++i)
+    out.push_back({Device::cuda(i), 0});
+  if (out.empty()) out = {{Device::cpu(0), 0}, {Device::cpu(1), 0}};
+  return out;
+}
+
+namespace {
+
+struct ResolvedDevice {
+  actors::DeviceConfig config;
+};
+
+std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options) {
+  std::vector<DeviceSpec> specs = options.devices.empty() ? default_devices() : options.devices;
+  std::vector<actors::DeviceConfig> out;
+  std::set<Device> cpus;
+  std::map<int, int> per_gpu;
+  for (const DeviceSpec& s : specs) {
+    check(s.device.kind == DeviceKind::cpu || s.device.kind == DeviceKind::cuda,
+          "RuntimeOptions: device " + s.device.str() + " cannot run tasks (use cpu:N or cuda:N)");
+    actors::DeviceConfig c;
+    c.index = static_cast<int>(out.size());
+    c.device = s.device;
+    if (s.device.kind == DeviceKind::cpu) {
+      check(cpus.insert(s.device).second,
+            "RuntimeOptions: virtual CPU device " + s.device.str() + " listed twice");
+      MemoryPool& pool = memory_pool(s.device);
+      pool.release_cached();
+      if (s.memory_bytes > 0) set_memory_capacity(s.device, s.memory_bytes);
+      c.name = s.device.str();
+    } else {
+      check(s.device.index >= 0 && s.device.index < cuda::device_count(),
+            "RuntimeOptions: no CUDA device " + s.device.str() + " (" +
+                std::to_string(cuda::device_count()) + " available)");
+      const int k = per_gpu[s.device.index]++;
+      c.name = k == 0 ? s.device.str() : s.device.str() + "/" + std::to_string(k);
+    }
+    c.budget = s.memory_bytes > 0 ? s.memory_bytes : memory_pool(s.device).capacity();
+    out.push_back(c);
+  }
+  check(!out.empty(), "RuntimeOptions: no devices");
+  return out;
+}
+
+}  // namespace
+
+RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
+  using namespace actors;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<DeviceConfig> devices = resolve_devices(options);
+  make_policy(options.policy);  // reject an unknown policy before anything starts
+  set_blas_threads(1);
+
+  std::size_t smallest = SIZE_MAX;
+  for (const DeviceConfig& d : devices)
+    smallest = std::min(smallest, d.budget);
+  // A device holds the running shard and the prefetched next one: each may use half.
+  const std::size_t shard_budget = smallest == SIZE_MAX ? SIZE_MAX / 4 : smallest / 2;
+
+  RunReport report;
+  for (const DeviceConfig& d : devices)
+    report.devices.push_back(d.name);
+  auto trace = std::make_shared<Trace>();
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{cfg};
+    auto scheduler =
+        sys.spawn(scheduler_actor, SchedulerConfig{options.policy, options.policy_seed, trace});
+    std::vector<caf::actor> device_actors;
+    for (const DeviceConfig& d : devices)
+      device_actors.push_back(sys.spawn<caf::detached>(device_actor, d, scheduler, trace));
+    auto data = std::make_shared<DataCache>();
+    std::vector<caf::actor> job_actors;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      JobSetup setup;
+      setup.index = static_cast<int>(i);
+      setup.spec = jobs[i];
+      setup.scheduler = scheduler;
+      setup.data = data;
+      setup.shard_budget = shard_budget;
+      setup.shards = options.shards;
+      setup.out_dir = options.out_dir;
+      setup.progress = options.progress;
+      job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
+    }
+    caf::scoped_actor self{sys};
+    report.jobs.resize(jobs.size());
+    // Start every job, then collect the answers.
+    std::vector<caf::message_id> ids;
+    for (auto& j : job_actors)
+      self->send(j, run_atom::value);
+    std::size_t received = 0;
+    self->receive_while([&] { return received < job_actors.size(); })([&](JobResult& r) {
+      const auto sender = self->current_sender();
+      for (std::size_t i = 0; i < job_actors.size(); ++i)
+        if (job_actors[i].address() == sender) report.jobs[i] = std::move(r);
+      ++received;
+    });
+    self->request(scheduler, caf::infinite, stats_atom::value)
+        .receive([&](SchedulerStats& s) { report.scheduler = s; },
+                 [&](caf::error& e) { throw Error("scheduler: " + sys.render(e)); });
+    for (auto& d : device_actors)
+      self->send(d, stop_atom::value);
+    for (auto& j : job_actors)
+      self->send_exit(j, caf::exit_reason::user_shutdown);
+    self->send_exit(scheduler, caf::exit_reason::user_shutdown);
+  }  // the actor system waits for every actor, the device threads included
+  for (const DeviceConfig& d : devices)
+    if (d.device.kind == DeviceKind::cpu) memory_pool(d.device).release_cached();
+
+  report.trace = trace->events();
+  report.utilisation = trace->utilisation();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!options.out_dir.empty()) {
+    std::filesystem::create_directories(options.out_dir);
+    trace->write_chrome_json((std::filesystem::path(options.out_dir) / "trace.json").string());
+  }
+  return report;
+}
+
+std::vector<JobResult> train(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
+  return run(jobs, options).jobs;
+}
+
+}  // namespace hydra

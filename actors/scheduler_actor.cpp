@@ -1,0 +1,135 @@
+#include "actors/scheduler_actor.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "actors/task_estimates.hpp"
+
+namespace hydra::actors {
+
+namespace {
+
+struct DeviceSlot {
+  caf::actor actor;
+  int credits = 0;                  // tasks it asked for and has not been sent
+  int inflight = 0;                 // tasks sent and not finished
+  std::uint64_t last_dispatch = 0;  // dispatch counter value when it last got a task
+};
+
+struct Waiting {
+  TaskPtr task;
+  caf::response_promise promise;
+};
+
+struct SchedulerState {
+  SchedulerConfig config;
+  std::unique_ptr<SchedulingPolicy> policy;
+  MeasuredEstimates estimates;
+  std::vector<DeviceSlot> devices;
+  std::vector<ReadyTask> ready;
+  std::unordered_map<std::uint64_t, Waiting> waiting;  // submitted and not finished
+  std::uint64_t next_id = 1, next_seq = 0, dispatches = 0;
+  SchedulerStats stats;
+
+  void dispatch(caf::event_based_actor* self) {
+    while (!ready.empty()) {
+      int best = -1;
+      for (int d = 0; d < static_cast<int>(devices.size()); ++d) {
+        const DeviceSlot& s = devices[d];
+        if (!s.actor || s.credits <= 0) continue;
+        // Fewest tasks first (idle devices before lookahead slots); among equals the one that
+        // got work least recently, so a lone job's tasks spread over the idle devices.
+        if (best < 0 || s.inflight < devices[best].inflight ||
+            (s.inflight == devices[best].inflight && s.last_dispatch < devices[best].last_dispatch))
+          best = d;
+      }
+      if (best < 0) break;
+      const std::size_t i = policy->pick(ready, best, estimates);
+      const ReadyTask rt = ready.at(i);
+      ready.erase(ready.begin() + static_cast<std::ptrdiff_t>(i));
+      DeviceSlot& s = devices[best];
+      if (s.inflight == 0)
+        ++stats.dispatched_to_idle;
+      else
+        ++stats.dispatched_lookahead;
+      ++s.inflight;
+      --s.credits;
+      s.last_dispatch = ++dispatches;
+      self->send(s.actor, run_atom::value, waiting.at(rt.id).task);
+    }
+    for (const DeviceSlot& s : devices)
+      if (s.actor && s.inflight == 0 && !ready.empty()) ++stats.idle_while_ready;
+  }
+
+  void record(const ShardTask& t) {
+    Trace& trace = *config.trace;
+    const std::string& job = t.state->job_name;
+    const int shard = t.state->shard;
+    if (t.load_end > t.load_start)
+      trace.add({t.device_name, job, shard, "load", t.load_start, t.load_end, t.load_bytes});
+    const std::string kind = t.training ? task_kind_name(t.kind) : "eval";
+    trace.add({t.device_name, job, shard, kind, t.compute_start, t.compute_end, 0});
+    if (t.store_end > t.store_start && t.store_bytes > 0)
+      trace.add({t.device_name, job, shard, "store", t.store_start, t.store_end, t.store_bytes});
+  }
+};
+
+}  // namespace
+
+caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig config) {
+  auto st = std::make_shared<SchedulerState>();
+  st->policy = make_policy(config.policy, config.seed);
+  st->stats.policy = st->policy->name();
+  st->config = std::move(config);
+  return {
+      [self, st](submit_atom, TaskPtr& t) -> caf::result<TaskPtr> {
+        auto rp = self->make_response_promise();
+        t->id = st->next_id++;
+        ++st->stats.submitted;
+        st->estimates.note(*t);
+        ReadyTask rt;
+        rt.id = t->id;
+        rt.job = t->state->job;
+        rt.shard = t->state->shard;
+        rt.kind = t->kind;
+        rt.ready_seq = st->next_seq++;
+        rt.last_device = t->state->last_device;
+        st->waiting.emplace(t->id, Waiting{t, rp});
+        st->ready.push_back(rt);
+        st->stats.max_ready = std::max<std::uint64_t>(st->stats.max_ready, st->ready.size());
+        st->dispatch(self);
+        return rp;
+      },
+      [self, st](pull_atom, int device, int slots) {
+        if (device >= static_cast<int>(st->devices.size())) st->devices.resize(device + 1);
+        DeviceSlot& s = st->devices[device];
+        if (!s.actor) s.actor = caf::actor_cast<caf::actor>(self->current_sender());
+        s.credits += slots;
+        st->dispatch(self);
+      },
+      [self, st](done_atom, TaskPtr& t) {
+        if (t->device >= 0 && t->device < static_cast<int>(st->devices.size()))
+          --st->devices[t->device].inflight;
+        ++st->stats.completed;
+        if (!t->error.empty()) ++st->stats.failed;
+        if (t->prefetched) ++st->stats.prefetched;
+        if (t->error.empty()) {
+          st->estimates.observe(*t, t->compute_end - t->compute_start);
+          t->state->last_device = t->device;
+        }
+        st->record(*t);
+        auto it = st->waiting.find(t->id);
+        if (it != st->waiting.end()) {
+          auto promise = std::move(it->second.promise);
+          st->waiting.erase(it);
+          promise.deliver(t);
+        }
+        st->dispatch(self);
+      },
+      [st](stats_atom) { return st->stats; },
+  };
+}
+
+}  // namespace hydra::actors

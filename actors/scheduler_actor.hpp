@@ -1,0 +1,31 @@
+#pragma once
+// The scheduler: a queue of ready shard tasks (from all jobs), the devices with free slots, and a
+// SchedulingPolicy choosing which ready task a device runs next. It dispatches whenever a device
+// has a free slot and a task is ready, preferring devices that are idle (no task at all) over
+// lookahead slots of busy ones, so no device sits idle while any model has a ready shard task.
+// It records every task and transfer in the run's Trace and refines its task-time estimates
+// from the measured times.
+//
+// Protocol:
+//   (submit_atom, TaskPtr)     -> TaskPtr   the same task, run (its `error` says if it failed)
+//   (pull_atom, int dev, int n)             device `dev` (the sender) can take n more tasks
+//   (done_atom, TaskPtr)                    from a device: the task finished
+//   (stats_atom)               -> SchedulerStats
+#include <caf/all.hpp>
+
+#include <memory>
+#include <string>
+
+#include "runtime/trace.hpp"
+
+namespace hydra::actors {
+
+struct SchedulerConfig {
+  std::string policy = "lrtf";
+  std::uint64_t seed = 0;
+  std::shared_ptr<Trace> trace;
+};
+
+caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig config);
+
+}  // namespace hydra::actors

@@ -1,0 +1,183 @@
+#include "actors/training_program.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "actors/checkpoint.hpp"
+#include "actors/job_actor.hpp"
+
+namespace hydra::actors {
+
+JobContext::JobContext(caf::event_based_actor* self, Parts& parts) : self_(self), parts_(parts) {}
+
+const JobSpec& JobContext::spec() const {
+  return parts_.setup.spec;
+}
+const Dataset& JobContext::train_data() const {
+  return parts_.data.train;
+}
+const Dataset& JobContext::val_data() const {
+  return parts_.data.validation;
+}
+int JobContext::num_shards() const {
+  return static_cast<int>(parts_.shards.size());
+}
+std::int64_t JobContext::total_steps() const {
+  return parts_.total_steps;
+}
+JobResult& JobContext::result() {
+  return parts_.result;
+}
+
+Task<TaskPtr> JobContext::submit(int shard, TaskPtr t) {
+  check(shard >= 0 && shard < num_shards(), "job " + spec().name + ": no shard " +
+                                                std::to_string(shard) + " (it has " +
+                                                std::to_string(num_shards()) + ")");
+  t->step = step_;
+  TaskPtr done = co_await request<TaskPtr>(self_, parts_.shards[shard], run_atom::value, t);
+  if (!done->error.empty())
+    throw Error("shard " + std::to_string(shard) + " " +
+                (done->training ? task_kind_name(done->kind) : "eval") + " at step " +
+                std::to_string(step_ + 1) + " on " + done->device_name + ": " + done->error);
+  co_return done;
+}
+
+Task<TaskPtr> JobContext::forward(int shard, Tensor x, Tensor labels, bool training) {
+  auto t = std::make_shared<ShardTask>();
+  t->kind = TaskKind::forward;
+  t->training = training;
+  t->input = std::move(x);
+  if (shard + 1 == num_shards()) t->labels = std::move(labels);
+  co_return co_await submit(shard, t);
+}
+
+Task<TaskPtr> JobContext::backward(int shard, Tensor dy) {
+  auto t = std::make_shared<ShardTask>();
+  t->kind = TaskKind::backward;
+  t->optimizer = parts_.optimizer_config.optimizer;
+  t->fuse_update = parts_.optimizer_config.clip_grad_norm <= 0;
+  if (shard + 1 < num_shards()) t->input = std::move(dy);
+  co_return co_await submit(shard, t);
+}
+
+Task<TaskPtr> JobContext::update(int shard, double grad_scale) {
+  auto t = std::make_shared<ShardTask>();
+  t->kind = TaskKind::update;
+  t->optimizer = parts_.optimizer_config.optimizer;
+  t->grad_scale = grad_scale;
+  co_return co_await submit(shard, t);
+}
+
+Task<double> JobContext::train_step(const Batch& batch) {
+  const int n = num_shards();
+  Tensor x = batch.inputs;
+  double loss = 0;
+  for (int s = 0; s < n; ++s) {
+    TaskPtr t = co_await forward(s, x, batch.labels, true);
+    x = t->output;
+    if (s + 1 == n) loss = t->loss;
+  }
+  if (!std::isfinite(loss))
+    throw Error(std::string("loss is ") + (std::isnan(loss) ? "NaN" : "inf") + " at step " +
+                std::to_string(step_ + 1));
+  std::vector<double> squares(static_cast<std::size_t>(n), 0.0);
+  Tensor dy;
+  for (int s = n - 1; s >= 0; --s) {
+    TaskPtr t = co_await backward(s, dy);
+    dy = t->output;
+    squares[static_cast<std::size_t>(s)] = t->grad_squares;
+  }
+  if (parts_.optimizer_config.clip_grad_norm > 0) {
+    const double scale =
+        co_await request<double>(self_, parts_.optimizer, clip_atom::value, squares);
+    for (int s = 0; s < n; ++s)
+      co_await update(s, scale);
+  }
+  co_await request<std::int64_t>(self_, parts_.optimizer, stepped_atom::value);
+  ++step_;
+  parts_.samples += batch.size();
+  const double epoch = static_cast<double>(parts_.samples) /
+                       static_cast<double>(std::max<std::int64_t>(1, train_data().size()));
+  parts_.result.train_loss.push_back({step_, epoch, loss});
+  parts_.result.steps = step_;
+  co_return loss;
+}
+
+Task<EvalResult> JobContext::validate() {
+  EvalResult r;
+  const Dataset& val = val_data();
+  if (val.size() == 0) co_return r;
+  DataLoader loader(val, {.batch_size = spec().batch_size, .shuffle = false});
+  const int n = num_shards();
+  double loss_sum = 0;
+  std::int64_t correct = 0;
+  Batch b;
+  while (loader.next(b)) {
+    Tensor x = b.inputs;
+    for (int s = 0; s < n; ++s) {
+      TaskPtr t = co_await forward(s, x, b.labels, false);
+      x = t->output;
+      if (s + 1 == n) {
+        if (!std::isfinite(t->loss))
+          throw Error(std::string("validation loss is ") + (std::isnan(t->loss) ? "NaN" : "inf") +
+                      " at step " + std::to_string(step_));
+        loss_sum += t->loss * static_cast<double>(t->count);
+        correct += t->correct;
+        r.samples += t->count;
+      }
+    }
+  }
+  r.loss = loss_sum / static_cast<double>(std::max<std::int64_t>(1, r.samples));
+  r.accuracy =
+      static_cast<double>(correct) / static_cast<double>(std::max<std::int64_t>(1, r.samples));
+  JobResult& res = parts_.result;
+  const double epoch = static_cast<double>(parts_.samples) /
+                       static_cast<double>(std::max<std::int64_t>(1, train_data().size()));
+  res.val_loss.push_back({step_, epoch, r.loss});
+  res.val_accuracy.push_back({step_, epoch, r.accuracy});
+  const bool best = res.best_step < 0 || r.accuracy > res.best_val_accuracy ||
+                    (r.accuracy == res.best_val_accuracy && r.loss < res.best_val_loss);
+  if (best) {
+    res.best_step = step_;
+    res.best_val_accuracy = r.accuracy;
+    res.best_val_loss = r.loss;
+    if (!parts_.setup.out_dir.empty()) {
+      std::filesystem::path dir = std::filesystem::path(parts_.setup.out_dir) / "checkpoints";
+      std::filesystem::create_directories(dir);
+      // No task of this job is in flight: its parameters are all in home memory.
+      const std::string path = (dir / (spec().name + ".ckpt")).string();
+      save_checkpoint(path, *parts_.model, step_);
+      res.checkpoint_path = path;
+    }
+  }
+  if (parts_.setup.progress)
+    std::printf("[%s] step %lld/%lld  val loss %.4f  val acc %.4f\n", spec().name.c_str(),
+                static_cast<long long>(step_), static_cast<long long>(total_steps()), r.loss,
+                r.accuracy);
+  co_return r;
+}
+
+Task<void> default_training_program(JobContext& job) {
+  const JobSpec& spec = job.spec();
+  DataLoader loader(job.train_data(),
+                    {.batch_size = spec.batch_size, .shuffle = spec.shuffle, .seed = spec.seed});
+  std::int64_t epoch = 0;
+  bool validated = false;
+  while (job.step() < job.total_steps()) {
+    Batch b;
+    if (!loader.next(b)) {
+      loader.start_epoch(++epoch);
+      continue;
+    }
+    co_await job.train_step(b);
+    validated = false;
+    if (spec.eval_every > 0 && job.step() % spec.eval_every == 0) {
+      co_await job.validate();
+      validated = true;
+    }
+  }
+  if (!validated) co_await job.validate();
+}
+
+}  // namespace hydra::actors

@@ -1,0 +1,74 @@
+#pragma once
+// The training flow of one job, written as a coroutine on the job's actor. JobContext gives a
+// program the job's data and its shard operations; each operation is a shard task submitted to
+// the scheduler and run on whichever device is free ("some device"), awaited with co_await:
+//
+//   Task<void> my_program(JobContext& job) {
+//     DataLoader loader(job.train_data(), {.batch_size = job.spec().batch_size});
+//     Batch b;
+//     while (loader.next(b)) {
+//       Tensor x = b.inputs;
+//       for (int s = 0; s < job.num_shards(); ++s)           // forward, loss fused at the end
+//         x = (co_await job.forward(s, x, b.labels, true))->output;
+//       ...
+//     }
+//   }
+//
+// or simply `co_await job.train_step(batch)` and `co_await job.validate()`.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/job_spec.hpp"
+#include "actors/messages.hpp"
+#include "runtime/job_result.hpp"
+
+namespace hydra::actors {
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  std::int64_t samples = 0;
+};
+
+class JobContext {
+ public:
+  struct Parts;  // actors and data of the job (job_actor.cpp)
+  JobContext(caf::event_based_actor* self, Parts& parts);
+
+  const JobSpec& spec() const;
+  const Dataset& train_data() const;
+  const Dataset& val_data() const;
+  int num_shards() const;
+  std::int64_t step() const { return step_; }  // training steps done
+  std::int64_t total_steps() const;            // steps the job will train
+  JobResult& result();
+
+  // Shard tasks. forward: `labels` matter only for the last shard (loss fused into its task);
+  // training = false is an evaluation forward. backward: `dy` is ignored for the last shard (it
+  // uses the loss gradient from its forward); with fused updates the optimizer step runs in the
+  // same task. update: a separate optimizer step (jobs that clip gradients). A task that failed
+  // on its device throws hydra::Error naming the job, shard, task, step and device.
+  Task<TaskPtr> forward(int shard, Tensor x, Tensor labels, bool training);
+  Task<TaskPtr> backward(int shard, Tensor dy);
+  Task<TaskPtr> update(int shard, double grad_scale);
+
+  // One training step over a batch: forward through all shards, loss, backward in reverse, and
+  // the optimizer update (fused, or after a clip-norm reduction over the shards). Records the
+  // training loss. Throws hydra::Error("loss is NaN at step N") on a non-finite loss.
+  Task<double> train_step(const Batch& batch);
+  // Evaluates the validation set (forward only); records the curves and, when it is the best so
+  // far, writes the checkpoint.
+  Task<EvalResult> validate();
+
+ private:
+  Task<TaskPtr> submit(int shard, TaskPtr t);
+  caf::event_based_actor* self_;
+  Parts& parts_;
+  std::int64_t step_ = 0;
+};
+
+// The default program: epochs (or max_steps) of train_step over a seeded-shuffle DataLoader,
+// validate() every eval_every steps and at the end.
+Task<void> default_training_program(JobContext& job);
+
+}  // namespace hydra::actors

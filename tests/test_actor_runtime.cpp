@@ -1,0 +1,380 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "actors/hydra.hpp"
+#include "kernels/backend.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/model_zoo.hpp"
+#include "kernels/optim/adamw.hpp"
+#include "kernels/optim/sgd.hpp"
+#include "kernels/random.hpp"
+#include "runtime/data/fashion_mnist.hpp"
+
+using namespace hydra;
+
+namespace {
+
+// A separable classification task: labels from a random linear teacher.
+DataSplits synthetic(std::int64_t n, std::int64_t features, std::int64_t classes,
+                     std::uint64_t seed, bool nan_inputs = false) {
+  std::vector<float> x(static_cast<std::size_t>(n * features));
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = 2.0f * uniform01(seed, i) - 1.0f;
+  if (nan_inputs) x[3] = std::nanf("");
+  std::vector<float> w(static_cast<std::size_t>(features * classes));
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = 2.0f * uniform01(seed + 1, i) - 1.0f;
+  std::vector<std::int32_t> y(static_cast<std::size_t>(n));
+  for (std::int64_t r = 0; r < n; ++r) {
+    int best = 0;
+    double best_v = -1e30;
+    for (std::int64_t c = 0; c < classes; ++c) {
+      double v = 0;
+      for (std::int64_t f = 0; f < features; ++f)
+        v += x[static_cast<std::size_t>(r * features + f)] *
+             w[static_cast<std::size_t>(f * classes + c)];
+      if (v > best_v) best_v = v, best = static_cast<int>(c);
+    }
+    y[static_cast<std::size_t>(r)] = best;
+  }
+  Dataset all(Tensor::from_vector(x, {n, features}), Tensor::from_ints(y, {n}));
+  const std::int64_t n_train = n * 3 / 4;
+  auto [train, val] = all.split(n_train);
+  return {train, val};
+}
+
+Model deep_mlp(std::int64_t in, std::int64_t width, int hidden_layers, std::int64_t classes) {
+  return make_mlp(in, std::vector<std::int64_t>(static_cast<std::size_t>(hidden_layers), width),
+                  classes);
+}
+
+JobSpec mlp_job(const std::string& name, double lr, std::uint64_t seed) {
+  JobSpec j;
+  j.name = name;
+  j.config = {{"lr", std::to_string(lr)}};
+  j.make_model = [] { return make_mlp(16, {32, 32}, 4); };
+  j.make_optimizer = [lr] { return std::make_unique<SGD>(lr, 0.9); };
+  j.data = [] { return synthetic(256, 16, 4, 7); };
+  j.data_key = "synthetic-16-4";
+  j.batch_size = 32;
+  j.max_steps = 12;
+  j.seed = seed;
+  return j;
+}
+
+RuntimeOptions cpu_devices(int n, std::size_t bytes) {
+  RuntimeOptions o;
+  for (int i = 0; i < n; ++i)
+    o.devices.push_back({Device::cpu(i), bytes});
+  return o;
+}
+
+std::vector<std::vector<float>> parameter_values(Model& m) {
+  std::vector<std::vector<float>> out;
+  for (Parameter* p : m.parameters())
+    out.push_back(p->value.to_floats());
+  return out;
+}
+
+void print_utilisation(const char* what, const RunReport& r) {
+  std::printf("%s: %.2f s, utilisation", what, r.seconds);
+  for (const auto& [dev, u] : r.utilisation)
+    std::printf("  %s %.1f%%", dev.c_str(), 100.0 * u);
+  std::printf("  (to idle %llu, lookahead %llu, prefetched %llu, idle-while-ready %llu)\n",
+              static_cast<unsigned long long>(r.scheduler.dispatched_to_idle),
+              static_cast<unsigned long long>(r.scheduler.dispatched_lookahead),
+              static_cast<unsigned long long>(r.scheduler.prefetched),
+              static_cast<unsigned long long>(r.scheduler.idle_while_ready));
+}
+
+// Identity that allocates a buffer of `bytes` on the device in every forward but reports
+// nothing to the memory model: its real activation memory only shows at run time.
+class Hog : public Layer {
+ public:
+  explicit Hog(std::size_t bytes) : bytes_(bytes) {}
+  std::string name() const override { return "Hog"; }
+  Shape output_shape(const Shape& input) const override { return input; }
+  Tensor forward(ExecContext& ctx, const Tensor& x, Stash&, bool) override {
+    Tensor big = Tensor::empty({static_cast<std::int64_t>(bytes_ / 4)}, DType::f32, ctx.device);
+    return x;
+  }
+  Tensor backward(ExecContext&, const Tensor& dy, Stash&) override { return dy; }
+  double forward_flops(const Shape&) const override { return 0; }
+  std::size_t stash_bytes(const Shape&, DType) const override { return 0; }
+  void reset_parameters(std::uint64_t) override {}
+
+ private:
+  std::size_t bytes_;
+};
+
+}  // namespace
+
+TEST_CASE("actors: sharded training across 3 devices with spilling is bitwise equal to unsharded") {
+  const std::uint64_t seed = 42;
+  const std::int64_t steps = 14;  // more than one epoch of 6 batches
+  auto make = [] { return deep_mlp(16, 24, 3, 4); };
+  auto make_opt = [] { return std::make_unique<SGD>(0.05, 0.9, 1e-4); };
+  const DataSplits data = synthetic(256, 16, 4, 11);
+
+  std::vector<std::vector<float>> sharded;
+  JobSpec job;
+  job.name = "sharded";
+  job.make_model = make;
+  job.make_optimizer = make_opt;
+  job.data = [&] { return data; };
+  job.batch_size = 32;
+  job.max_steps = steps;
+  job.seed = seed;
+  job.eval_every = 5;
+  job.on_finish = [&](Model& m) { sharded = parameter_values(m); };
+  RuntimeOptions opt = cpu_devices(3, 96 * 1024);
+  opt.shards = 3;
+  RunReport r = run({job}, opt);
+  REQUIRE(r.jobs.size() == 1);
+  INFO(r.jobs[0].error);
+  REQUIRE(r.jobs[0].status == JobStatus::done);
+  CHECK(r.jobs[0].steps == steps);
+  // It really ran as 3 shards, on more than one device, spilling state between tasks.
+  std::set<int> shards;
+  std::set<std::string> devices;
+  std::size_t loaded = 0, stored = 0;
+  for (const TraceEvent& e : r.trace) {
+    if (e.kind == "forward") shards.insert(e.shard), devices.insert(e.device);
+    if (e.kind == "load") loaded += e.bytes;
+    if (e.kind == "store") stored += e.bytes;
+  }
+  CHECK(shards.size() == 3);
+  CHECK(devices.size() >= 2);
+  CHECK(loaded > 0);
+  CHECK(stored > 0);
+
+  // The same model trained unsharded on one device, same seed, data order and optimizer.
+  Model ref = make();
+  ref.init(seed);
+  auto ref_opt = make_opt();
+  ExecContext ctx = ExecContext::on(Device::host());
+  DataLoader loader(data.train, {.batch_size = 32, .shuffle = true, .seed = seed});
+  std::int64_t epoch = 0;
+  for (std::int64_t s = 0; s < steps;) {
+    Batch b;
+    if (!loader.next(b)) {
+      loader.start_epoch(++epoch);
+      continue;
+    }
+    std::vector<Stash> stashes;
+    Tensor y = ref.forward(ctx, b.inputs, stashes, true);
+    LossResult lr = softmax_cross_entropy(ctx, y, b.labels);
+    ref.backward(ctx, lr.dlogits, stashes);
+    ref_opt->step(ref.parameters(), ctx);
+    ref.zero_grad(ctx);
+    ++s;
+  }
+  const auto expected = parameter_values(ref);
+  REQUIRE(sharded.size() == expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    REQUIRE(sharded[i].size() == expected[i].size());
+    CHECK(std::memcmp(sharded[i].data(), expected[i].data(), expected[i].size() * 4) == 0);
+  }
+}
+
+TEST_CASE("actors: 8 models on 2 devices all finish and every shard task runs once per step") {
+  std::vector<JobSpec> jobs;
+  for (int i = 0; i < 8; ++i) {
+    JobSpec j = mlp_job("m" + std::to_string(i), 0.02 * (i + 1), static_cast<std::uint64_t>(i));
+    j.shards = static_cast<std::size_t>(1 + i % 3);
+    j.max_steps = 6 + i;
+    j.eval_every = 4;
+    jobs.push_back(j);
+  }
+  RuntimeOptions opt = cpu_devices(2, 0);
+  const std::string out = std::filesystem::temp_directory_path() / "hydra_actor_test_b";
+  std::filesystem::remove_all(out);
+  opt.out_dir = out;
+  RunReport r = run(jobs, opt);
+  print_utilisation("8 models on 2 CPU devices", r);
+  REQUIRE(r.jobs.size() == 8);
+  std::map<std::tuple<std::string, int, std::string>, int> count;
+  for (const TraceEvent& e : r.trace)
+    ++count[{e.job, e.shard, e.kind}];
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const JobResult& j = r.jobs[i];
+    INFO(j.name << ": " << j.error);
+    CHECK(j.status == JobStatus::done);
+    CHECK(j.steps == jobs[i].max_steps);
+    CHECK(j.train_loss.size() == static_cast<std::size_t>(jobs[i].max_steps));
+    CHECK(!j.val_accuracy.empty());
+    CHECK(std::filesystem::exists(j.checkpoint_path));
+    for (int s = 0; s < static_cast<int>(jobs[i].shards); ++s) {
+      CHECK(count[{j.name, s, "forward"}] == jobs[i].max_steps);
+      CHECK(count[{j.name, s, "backward"}] == jobs[i].max_steps);
+      CHECK(count[{j.name, s, "update"}] == 0);  // fused into backward
+    }
+    CHECK(count[{j.name, static_cast<int>(jobs[i].shards), "forward"}] == 0);
+  }
+  REQUIRE(r.utilisation.size() == 2);
+  for (const auto& [dev, u] : r.utilisation)
+    CHECK(u > 0.0);
+  CHECK(r.scheduler.failed == 0);
+  CHECK(r.scheduler.completed == r.scheduler.submitted);
+  CHECK(std::filesystem::exists(std::filesystem::path(out) / "trace.json"));
+  // The best checkpoint loads back into the same architecture.
+  Model m = make_mlp(16, {32, 32}, 4);
+  CHECK(load_checkpoint(r.jobs[0].checkpoint_path, m) == r.jobs[0].best_step);
+  std::filesystem::remove_all(out);
+}
+
+TEST_CASE("actors: failing jobs end with clear errors while a healthy job completes") {
+  const std::size_t budget = 256 * 1024;
+  std::vector<JobSpec> jobs;
+  jobs.push_back(mlp_job("healthy", 0.05, 1));
+
+  JobSpec oom = mlp_job("oom", 0.05, 2);
+  oom.make_model = [budget] {
+    Model m = make_mlp(16, {32}, 4);
+    m.emplace<Hog>(4 * budget);
+    return m;
+  };
+  jobs.push_back(oom);
+
+  JobSpec huge = mlp_job("huge-layer", 0.05, 3);
+  huge.make_model = [] { return make_mlp(16, {8192}, 4); };
+  jobs.push_back(huge);
+
+  JobSpec bad_data = mlp_job("bad-data", 0.05, 4);
+  bad_data.data_key = "";
+  bad_data.data = [] {
+    return DataSplits{load_fashion_mnist("/nonexistent/hydra-data", FashionMnistSplit::train),
+                      Dataset()};
+  };
+  jobs.push_back(bad_data);
+
+  JobSpec nan = mlp_job("nan-loss", 0.05, 5);
+  nan.make_model = [] { return make_mlp(16, {}, 4); };  // no ReLU to swallow the NaN
+  nan.data_key = "nan";
+  nan.data = [] { return synthetic(256, 16, 4, 7, true); };
+  nan.shuffle = false;
+  jobs.push_back(nan);
+
+  JobSpec diverge = mlp_job("lr-1e30", 1e30, 6);
+  diverge.max_steps = 30;
+  jobs.push_back(diverge);
+
+  RunReport r = run(jobs, cpu_devices(2, budget));
+  REQUIRE(r.jobs.size() == jobs.size());
+  for (const JobResult& j : r.jobs)
+    std::printf("  %-10s %-6s %s\n", j.name.c_str(), job_status_name(j.status), j.error.c_str());
+  CHECK(r.jobs[0].status == JobStatus::done);
+  CHECK(r.jobs[0].steps == jobs[0].max_steps);
+  auto failed_with = [&](std::size_t i, const std::string& text) {
+    INFO(r.jobs[i].name << ": " << r.jobs[i].error);
+    CHECK(r.jobs[i].status == JobStatus::failed);
+    CHECK(r.jobs[i].error.find(text) != std::string::npos);
+  };
+  failed_with(1, "out of memory");
+  failed_with(2, "cannot partition job huge-layer");
+  failed_with(2, "Linear(16->8192)");
+  failed_with(3, "loading data for job bad-data failed");
+  failed_with(4, "loss is NaN at step 1");
+  failed_with(5, "at step");
+  // The devices survived the failures: the healthy job's tasks ran on both.
+  std::set<std::string> healthy_devices;
+  for (const TraceEvent& e : r.trace)
+    if (e.job == "healthy") healthy_devices.insert(e.device);
+  CHECK(healthy_devices.size() == 2);
+}
+
+TEST_CASE("actors: the scheduler never leaves a device idle while a task is ready") {
+  for (const char* policy : {"lrtf", "fifo", "random"}) {
+    std::vector<JobSpec> jobs;
+    for (int i = 0; i < 5; ++i) {
+      JobSpec j =
+          mlp_job(std::string(policy) + std::to_string(i), 0.05, static_cast<std::uint64_t>(i));
+      j.shards = 2;
+      j.max_steps = 8;
+      jobs.push_back(j);
+    }
+    RuntimeOptions opt = cpu_devices(2, 0);
+    opt.policy = policy;
+    RunReport r = run(jobs, opt);
+    print_utilisation(policy, r);
+    INFO(policy);
+    for (const JobResult& j : r.jobs)
+      CHECK(j.status == JobStatus::done);
+    CHECK(r.scheduler.idle_while_ready == 0);
+    CHECK(r.scheduler.dispatched_to_idle > 0);
+    // With 8 jobs of sequential tasks on 2 devices, busy devices also took tasks into their
+    // lookahead slot (prefetch) instead of leaving them to wait.
+    CHECK(r.scheduler.dispatched_lookahead > 0);
+  }
+}
+
+TEST_CASE("actors: a model larger than all device budgets together trains by spilling") {
+  const std::size_t budget = 200 * 1024;
+  JobSpec j;
+  j.name = "big";
+  j.make_model = [] { return deep_mlp(16, 64, 8, 4); };
+  j.make_optimizer = [] { return std::make_unique<AdamW>(3e-3, 0.9, 0.999, 1e-8, 0.0); };
+  j.data = [] { return synthetic(512, 16, 4, 3); };
+  j.batch_size = 32;
+  j.max_steps = 36;
+  j.seed = 9;
+  std::size_t state_bytes = 0;
+  j.on_finish = [&](Model& m) {
+    for (std::size_t i = 0; i < m.size(); ++i)
+      state_bytes += m.layer(i).parameter_bytes();
+  };
+  RunReport r = run({j}, cpu_devices(2, budget));
+  print_utilisation("model larger than the devices", r);
+  REQUIRE(r.jobs.size() == 1);
+  const JobResult& res = r.jobs[0];
+  INFO(res.error);
+  REQUIRE(res.status == JobStatus::done);
+  std::printf("  parameters+grads+optimizer state %zu bytes, 2 devices x %zu bytes\n", state_bytes,
+              budget);
+  CHECK(state_bytes > 2 * budget);
+  int shards = 0;
+  for (const TraceEvent& e : r.trace)
+    shards = std::max(shards, e.shard + 1);
+  CHECK(shards >= 3);
+  double first = 0, last = 0;
+  for (int i = 0; i < 6; ++i) {
+    first += res.train_loss[static_cast<std::size_t>(i)].value;
+    last += res.train_loss[res.train_loss.size() - 1 - static_cast<std::size_t>(i)].value;
+  }
+  std::printf("  mean loss of the first 6 steps %.4f, of the last 6 %.4f\n", first / 6, last / 6);
+  CHECK(last < first);
+}
+
+TEST_CASE("actors: a custom training program runs as a coroutine on the job actor") {
+  JobSpec j = mlp_job("custom", 0.05, 3);
+  std::vector<double> losses;
+  j.program = [&](actors::JobContext& job) -> actors::Task<void> {
+    DataLoader loader(job.train_data(), {.batch_size = 32, .shuffle = false});
+    Batch b;
+    for (int i = 0; i < 3 && loader.next(b); ++i) {
+      Tensor x = b.inputs;
+      double loss = 0;
+      for (int s = 0; s < job.num_shards(); ++s) {
+        auto t = co_await job.forward(s, x, b.labels, false);
+        x = t->output;
+        loss = t->loss;
+      }
+      losses.push_back(loss);
+      co_await job.train_step(b);
+    }
+  };
+  RuntimeOptions opt = cpu_devices(2, 0);
+  opt.shards = 2;
+  RunReport r = run({j}, opt);
+  INFO(r.jobs[0].error);
+  CHECK(r.jobs[0].status == JobStatus::done);
+  CHECK(r.jobs[0].steps == 3);
+  CHECK(losses.size() == 3);
+}
