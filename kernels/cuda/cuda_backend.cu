@@ -164,6 +164,18 @@ cudaStream_t CudaBackend::begin_f32(const char* op, const ExecContext& ctx,
 }
 
 CudaBackend::StreamState& CudaBackend::stream_state_locked(cudaStream_t stream) {
+  if (streams_.find(stream) == streams_.end() && streams_.size() >= kMaxStreamStates) {
+    // Streams come and go (their handles are never reported back), so bound the memory kept for
+    // them: wait for all work on the device, then release every stream's buffers. Nothing else
+    // can be using them: they are only handed out, and used, under mutex_.
+    check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (releasing stream workspaces)");
+    MemoryPool& pool = memory_pool(Device::cuda(device_));
+    for (auto& [s, st] : streams_) {
+      if (st.cublas_workspace) pool.deallocate(st.cublas_workspace);
+      if (st.scratch) pool.deallocate(st.scratch);
+    }
+    streams_.clear();
+  }
   return streams_[stream];
 }
 

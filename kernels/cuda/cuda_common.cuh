@@ -359,6 +359,8 @@ class CudaBackend final : public Backend {
 
 // Bytes of cuBLAS workspace per stream (NVIDIA's recommendation for Hopper).
 constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
+// Streams with cached workspaces before all of them are released (see stream_state_locked).
+constexpr std::size_t kMaxStreamStates = 32;
 // Largest cuDNN workspace an algorithm may ask for before a leaner one is preferred.
 constexpr std::size_t kMaxCudnnWorkspaceBytes = std::size_t{512} << 20;
 
