@@ -19,6 +19,8 @@
 // CUDA) are not included: callers keep a reserve for them.
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <vector>
 
 #include "kernels/model.hpp"
 
@@ -38,6 +40,43 @@ struct ShardMemory {
 // Throws hydra::Error on an invalid range or a shape a layer rejects.
 ShardMemory estimate_shard_memory(const Model& model, std::size_t begin, std::size_t end,
                                   const Shape& input, DType dtype, int optimizer_slots);
+
+// The same estimate for many shards of one model: per-layer work (shapes, parameter bytes, how
+// each layer allocates) is done once, and results are remembered per sequence of identical
+// layers (a GPT's repeated blocks), so the partitioner can ask about every [begin, end) of a
+// deep model. Not thread-safe (estimate() fills the memo).
+class ShardMemoryPlanner {
+ public:
+  // Layers [0, model.size()) for a model input of shape `input`.
+  ShardMemoryPlanner(const Model& model, const Shape& input, DType dtype, int optimizer_slots);
+  // Layers [first, last) only, `input` being the input shape of layer `first`.
+  ShardMemoryPlanner(const Model& model, std::size_t first, std::size_t last, const Shape& input,
+                     DType dtype, int optimizer_slots);
+  ~ShardMemoryPlanner();
+  ShardMemoryPlanner(ShardMemoryPlanner&&) noexcept;
+  ShardMemoryPlanner& operator=(ShardMemoryPlanner&&) noexcept;
+
+  // estimate_shard_memory for layers [begin, end) within the planner's range.
+  ShardMemory estimate(std::size_t begin, std::size_t end);
+  // Input shape of `layer` (layer == last: the output of the range).
+  const Shape& shape(std::size_t layer) const;
+
+  struct Node;  // how one layer allocates (internal)
+
+ private:
+  std::size_t first_, last_;
+  DType dtype_;
+  std::size_t model_layers_;
+  std::vector<Shape> shapes_;        // input of first_ + k
+  std::vector<std::size_t> params_;  // parameter bytes of layers [first_, first_ + k)
+  std::vector<Node> nodes_;
+  std::vector<bool> ids_;  // layer first_ + k takes i32 token ids
+  // Layers with equal parameter bytes, input kind and allocation pattern share a class; a
+  // shard's estimate depends only on its sequence of classes (and on ending the model).
+  std::vector<std::uint32_t> class_;
+  std::map<std::vector<std::uint32_t>, ShardMemory> memo_;
+  ShardMemory replay(std::size_t b, std::size_t e) const;
+};
 
 // Bytes MemoryPool reserves for a request of `bytes` (a whole number of 256-byte blocks, at
 // least one).

@@ -24,7 +24,8 @@ const char* task_kind_name(TaskKind k) {
 namespace {
 
 void check_ready(const std::string& policy, const std::vector<ReadyTask>& ready) {
-  check(!ready.empty(), policy + " policy: pick() needs at least one ready task");
+  if (ready.empty())
+    throw Error(policy + std::string(" policy: pick() needs at least one ready task"));
 }
 
 // Sharded-LRTF: the task of the job with the longest estimated remaining time (ties: the task
@@ -97,7 +98,10 @@ std::unique_ptr<SchedulingPolicy> make_policy(const std::string& name, std::uint
   if (key == "lrtf") return std::make_unique<LrtfPolicy>();
   if (key == "fifo") return std::make_unique<FifoPolicy>();
   if (key == "random") return std::make_unique<RandomPolicy>(seed);
-  throw Error("unknown scheduling policy '" + name + "' (allowed: lrtf, fifo, random)");
+  std::string message = "unknown scheduling policy '";
+  message += name;
+  message += "' (allowed: lrtf, fifo, random)";
+  throw Error(message);
 }
 
 }  // namespace hydra

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -10,10 +11,17 @@
 namespace hydra {
 
 namespace {
+template <class... Ts>
+std::string cat(const Ts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  return os.str();
+}
+
 constexpr std::size_t kKinds = 3;
 std::size_t kind_index(TaskKind k) {
   const auto i = static_cast<std::size_t>(k);
-  check(i < kKinds, "TaskEstimator: unknown task kind " + std::to_string(i));
+  check(i < kKinds, cat("TaskEstimator: unknown task kind ", i));
   return i;
 }
 }  // namespace
@@ -28,8 +36,8 @@ TaskEstimator::TaskEstimator(std::vector<std::vector<double>> shard_forward_flop
                              Options options)
     : options_(options) {
   check(shard_forward_flops.size() == steps_left.size(),
-        "TaskEstimator: " + std::to_string(shard_forward_flops.size()) +
-            " jobs of shard FLOPs but " + std::to_string(steps_left.size()) + " step counts");
+        cat("TaskEstimator: ", shard_forward_flops.size(), " jobs of shard FLOPs but ",
+            steps_left.size(), " step counts"));
   check(std::isfinite(flops_per_second) && flops_per_second > 0,
         "TaskEstimator: flops_per_second must be positive and finite");
   check(options.ema_weight > 0 && options.ema_weight <= 1,
@@ -39,13 +47,12 @@ TaskEstimator::TaskEstimator(std::vector<std::vector<double>> shard_forward_flop
   jobs_.resize(shard_forward_flops.size());
   for (std::size_t j = 0; j < jobs_.size(); ++j) {
     Job& job = jobs_[j];
-    check(steps_left[j] >= 0, "TaskEstimator: job " + std::to_string(j) + " has " +
-                                  std::to_string(steps_left[j]) + " steps left");
+    check(steps_left[j] >= 0, cat("TaskEstimator: job ", j, " has ", steps_left[j], " steps left"));
     job.steps_left = steps_left[j];
     for (std::size_t s = 0; s < shard_forward_flops[j].size(); ++s) {
       const double f = shard_forward_flops[j][s];
-      check(std::isfinite(f) && f >= 0, "TaskEstimator: job " + std::to_string(j) + " shard " +
-                                            std::to_string(s) + " has invalid FLOPs");
+      check(std::isfinite(f) && f >= 0,
+            cat("TaskEstimator: job ", j, " shard ", s, " has invalid FLOPs ", f));
       std::vector<Estimate> e(kKinds);
       e[kind_index(TaskKind::forward)].seconds = f / flops_per_second;
       e[kind_index(TaskKind::update)].seconds = options.update_seconds;
@@ -61,16 +68,15 @@ TaskEstimator::Job& TaskEstimator::job_at(int job) {
 
 const TaskEstimator::Job& TaskEstimator::job_at(int job) const {
   if (job < 0 || static_cast<std::size_t>(job) >= jobs_.size())
-    throw Error("TaskEstimator: job " + std::to_string(job) + " does not exist (" +
-                std::to_string(jobs_.size()) + " jobs)");
+    throw Error(cat("TaskEstimator: job ", job, " does not exist (", jobs_.size(), " jobs)"));
   return jobs_[static_cast<std::size_t>(job)];
 }
 
 void TaskEstimator::check_shard(int job, int shard) const {
   const Job& j = job_at(job);
   if (shard < 0 || static_cast<std::size_t>(shard) >= j.tasks.size())
-    throw Error("TaskEstimator: job " + std::to_string(job) + " has no shard " +
-                std::to_string(shard) + " (" + std::to_string(j.tasks.size()) + " shards)");
+    throw Error(
+        cat("TaskEstimator: job ", job, " has no shard ", shard, " (", j.tasks.size(), " shards)"));
 }
 
 std::size_t TaskEstimator::shards(int job) const {
@@ -108,9 +114,8 @@ double TaskEstimator::remaining_seconds(int job) const {
 void TaskEstimator::record(int job, int shard, TaskKind kind, double seconds) {
   check_shard(job, shard);
   check(std::isfinite(seconds) && seconds >= 0,
-        "TaskEstimator: measured duration of job " + std::to_string(job) + " shard " +
-            std::to_string(shard) + " " + task_kind_name(kind) + " must be >= 0 and finite, got " +
-            std::to_string(seconds));
+        cat("TaskEstimator: measured duration of job ", job, " shard ", shard, " ",
+            task_kind_name(kind), " must be >= 0 and finite, got ", seconds));
   Job& j = job_at(job);
   const std::size_t k = kind_index(kind);
   Estimate& e = j.tasks[static_cast<std::size_t>(shard)][k];
@@ -128,7 +133,7 @@ void TaskEstimator::step_done(int job) {
 }
 
 void TaskEstimator::set_steps_left(int job, std::int64_t n) {
-  check(n >= 0, "TaskEstimator: steps left must be >= 0, got " + std::to_string(n));
+  check(n >= 0, cat("TaskEstimator: steps left must be >= 0, got ", n));
   Job& j = job_at(job);
   j.steps_left = n;
   j.finished = false;

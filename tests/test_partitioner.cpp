@@ -44,6 +44,8 @@ Shape input_of(const Model& m, Shape s, std::size_t begin) {
 struct Measured {
   std::size_t params = 0;  // pool bytes of values, grads and optimizer state
   std::size_t peak = 0;    // pool peak over the step, parameters included
+  std::size_t held = 0;    // after forward, input released: stash and output
+  std::size_t output = 0;  // pool bytes of the output
 };
 
 // One steady-state training step of layers [begin, end) of `m` (on the host in `dtype`) on the
@@ -77,6 +79,8 @@ Measured run_shard(Model& m, std::size_t begin, std::size_t end, const Shape& mo
     const Tensor x = host_x.to(d);
     y = m.forward(ctx, x, stashes, true, begin, end);
   }
+  r.held = pool.in_use() - r.params;
+  r.output = pool_block_bytes(y.nbytes());
   Tensor dy;
   if (end == m.size()) {
     const Shape rows(y.shape().begin(), y.shape().end() - 1);
@@ -122,10 +126,15 @@ double check_estimates(Model& m, const Shape& input, std::int64_t vocab,
                                    4 * est.total() + (1 << 20));
     const double ratio = static_cast<double>(est.total()) / static_cast<double>(got.peak);
     worst = std::max(worst, ratio);
-    INFO(what << " layers [" << r.begin << ", " << r.end << "): estimate " << est.total()
-              << " (parameters " << est.parameters << " stash " << est.stash << " working "
-              << est.working << ") measured peak " << got.peak << " ratio " << ratio);
+    INFO(std::string(what) << " layers [" << r.begin << ", " << r.end << "): estimate "
+                           << est.total() << " (parameters " << est.parameters << " stash "
+                           << est.stash << " working " << est.working << ") measured peak "
+                           << got.peak << " ratio " << ratio);
     CHECK(est.parameters == got.params);
+    // After forward the device holds the stash and the output (in a block of at most twice its
+    // size when the pool reused a cached one), unless the output is stashed too.
+    CHECK(est.stash <= got.held);
+    CHECK(got.held <= est.stash + 2 * got.output);
     CHECK(got.peak <= est.total());
     CHECK(ratio <= factor);
     std::printf("memory model %s [%zu, %zu): estimate %zu, measured %zu, ratio %.4f\n", what,
@@ -431,6 +440,25 @@ TEST_CASE("partition balances forward FLOPs around a heavy layer") {
   REQUIRE(two.size() == 2);
   CHECK(two[0].end > 4);
   CHECK(two[0].end <= 6);
+}
+
+TEST_CASE("partition minimises the largest shard rather than the spread") {
+  // Forward FLOPs per row: 1056 260 36 144 2112 4128 260. In 3 shards the smallest maximum is
+  // 4128 ([0, 5) [5, 6) [6, 7)); the smallest sum of squares would give 4388 ([0, 4) [4, 5)
+  // [5, 7)).
+  Model m;
+  const std::vector<std::int64_t> widths{16, 32, 4, 4, 16, 64, 32, 4};
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i)
+    m.emplace<Linear>(widths[i], widths[i + 1]);
+  const Shape input{2, 16};
+  PartitionOptions o;
+  o.budget_bytes = std::size_t{1} << 30;
+  o.shards = 3;
+  const auto shards = partition(m, input, o);
+  REQUIRE(shards.size() == 3);
+  CHECK(max_flops(shards) == doctest::Approx(2 * 4128));
+  CHECK(shards[0].end == 5);
+  CHECK(shards[1].end == 6);
 }
 
 TEST_CASE("partition makes exactly the requested number of shards") {
