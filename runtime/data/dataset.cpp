@@ -40,8 +40,10 @@ Dataset gather(const Dataset& data, const std::int64_t* indices, std::int64_t co
                Device device) {
   Shape in_shape = data.inputs().shape();
   in_shape[0] = count;
-  Tensor inputs = Tensor::empty(in_shape, DType::f32, device);
-  Tensor labels = Tensor::empty({count}, DType::i32, device);
+  Shape label_shape = data.labels().shape();
+  label_shape[0] = count;
+  Tensor inputs = Tensor::empty(in_shape, data.inputs().dtype(), device);
+  Tensor labels = Tensor::empty(label_shape, DType::i32, device);
   if (count > 0) {
     const std::int64_t n = data.size();
     for (std::int64_t i = 0; i < count; ++i)
@@ -49,8 +51,11 @@ Dataset gather(const Dataset& data, const std::int64_t* indices, std::int64_t co
         throw Error("Dataset: sample index " + std::to_string(indices[i]) +
                     " out of range for a dataset of " + std::to_string(n) + " samples");
     gather_rows(inputs.data(), data.inputs().data(),
-                static_cast<std::size_t>(data.sample_numel()) * sizeof(float), indices, count);
-    gather_rows(labels.data(), data.labels().data(), sizeof(std::int32_t), indices, count);
+                static_cast<std::size_t>(data.sample_numel()) * dtype_size(data.inputs().dtype()),
+                indices, count);
+    gather_rows(labels.data(), data.labels().data(),
+                static_cast<std::size_t>(data.label_numel()) * sizeof(std::int32_t), indices,
+                count);
   }
   return Dataset(inputs, labels);
 }
@@ -60,15 +65,16 @@ Dataset gather(const Dataset& data, const std::int64_t* indices, std::int64_t co
 Dataset::Dataset(Tensor inputs, Tensor labels)
     : inputs_(std::move(inputs)), labels_(std::move(labels)) {
   check(inputs_.defined() && labels_.defined(), "Dataset: inputs and labels must be defined");
-  check(inputs_.dtype() == DType::f32 && inputs_.rank() >= 1 && inputs_.is_contiguous() &&
-            inputs_.device().host_accessible(),
-        "Dataset: inputs must be a contiguous host f32 tensor [N, ...], got " + inputs_.str());
-  check(labels_.dtype() == DType::i32 && labels_.rank() == 1 && labels_.is_contiguous() &&
+  check(
+      (inputs_.dtype() == DType::f32 || inputs_.dtype() == DType::i32) && inputs_.rank() >= 1 &&
+          inputs_.is_contiguous() && inputs_.device().host_accessible(),
+      "Dataset: inputs must be a contiguous host f32 or i32 tensor [N, ...], got " + inputs_.str());
+  check(labels_.dtype() == DType::i32 && labels_.rank() >= 1 && labels_.is_contiguous() &&
             labels_.device().host_accessible(),
-        "Dataset: labels must be a contiguous host i32 tensor [N], got " + labels_.str());
-  check(inputs_.dim(0) == labels_.dim(0), "Dataset: " + std::to_string(inputs_.dim(0)) +
-                                              " inputs " + shape_str(inputs_.shape()) + " but " +
-                                              std::to_string(labels_.dim(0)) + " labels");
+        "Dataset: labels must be a contiguous host i32 tensor [N, ...], got " + labels_.str());
+  check(inputs_.dim(0) == labels_.dim(0),
+        "Dataset: " + std::to_string(inputs_.dim(0)) + " inputs " + shape_str(inputs_.shape()) +
+            " but " + std::to_string(labels_.dim(0)) + " labels " + shape_str(labels_.shape()));
 }
 
 Shape Dataset::sample_shape() const {
@@ -80,10 +86,20 @@ std::int64_t Dataset::sample_numel() const {
   return inputs_.defined() ? shape_numel(sample_shape()) : 0;
 }
 
+Shape Dataset::label_shape() const {
+  if (!labels_.defined()) return {};
+  return Shape(labels_.shape().begin() + 1, labels_.shape().end());
+}
+
+std::int64_t Dataset::label_numel() const {
+  return labels_.defined() ? shape_numel(label_shape()) : 0;
+}
+
 std::int64_t Dataset::num_classes() const {
-  if (size() == 0) return 0;
+  const std::int64_t n = labels_.defined() ? labels_.numel() : 0;
+  if (n == 0) return 0;
   const std::int32_t* l = labels_.data_as<std::int32_t>();
-  return std::int64_t{*std::max_element(l, l + size())} + 1;
+  return std::int64_t{*std::max_element(l, l + n)} + 1;
 }
 
 Dataset Dataset::slice(std::int64_t begin, std::int64_t end) const {

@@ -9,6 +9,10 @@
 //     Batch b;
 //     while (loader.next(b)) { ... b.inputs [B, ...] f32, b.labels [B] i32 ... }
 //   }
+//
+// Samples are rows of dim 0. Classification data (images) has f32 inputs [N, ...] and one i32
+// class label per sample, [N]; sequence data (language modelling, runtime/data/text_corpus.hpp)
+// has i32 token ids as inputs [N, T] and one i32 label per position, [N, T].
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -17,21 +21,25 @@
 
 namespace hydra {
 
-// inputs: host f32 [N, ...]; labels: host i32 [N]. Both contiguous. Copying a Dataset shares
-// its tensors.
+// inputs: host f32 or i32 [N, ...]; labels: host i32 [N, ...] (class ids, e.g. [N] for one
+// class per sample or [N, T] for one next token per position). Both contiguous. Copying a
+// Dataset shares its tensors.
 class Dataset {
  public:
   Dataset() = default;
-  // Throws hydra::Error unless inputs is a contiguous host-accessible f32 tensor of rank >= 1,
-  // labels a contiguous host-accessible i32 tensor [N] and both hold the same N.
+  // Throws hydra::Error unless inputs is a contiguous host-accessible f32 or i32 tensor of
+  // rank >= 1, labels a contiguous host-accessible i32 tensor of rank >= 1 and both hold the
+  // same N in dim 0.
   Dataset(Tensor inputs, Tensor labels);
 
   std::int64_t size() const { return labels_.defined() ? labels_.dim(0) : 0; }
   const Tensor& inputs() const { return inputs_; }
   const Tensor& labels() const { return labels_; }
-  Shape sample_shape() const;         // inputs' shape without dim 0, e.g. [1, 28, 28]
-  std::int64_t sample_numel() const;  // elements per sample
-  std::int64_t num_classes() const;   // 1 + the largest label (0 when empty)
+  Shape sample_shape() const;         // inputs' shape without dim 0, e.g. [1, 28, 28] or [T]
+  std::int64_t sample_numel() const;  // input elements per sample
+  Shape label_shape() const;          // labels' shape without dim 0: [] for [N] labels, or [T]
+  std::int64_t label_numel() const;   // labels per sample (1 for [N] labels)
+  std::int64_t num_classes() const;   // 1 + the largest label of all (0 when empty)
 
   // Samples [begin, end) as views (no copy).
   Dataset slice(std::int64_t begin, std::int64_t end) const;
@@ -49,8 +57,8 @@ class Dataset {
 std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed);
 
 struct Batch {
-  Tensor inputs;           // [B, ...] f32
-  Tensor labels;           // [B] i32
+  Tensor inputs;           // [B, ...] with the dataset's dtype (f32 or i32)
+  Tensor labels;           // [B, ...] i32, e.g. [B] or [B, T]
   std::int64_t index = 0;  // batch number within the epoch
   std::int64_t size() const { return labels.defined() ? labels.dim(0) : 0; }
 };
