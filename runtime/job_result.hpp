@@ -26,8 +26,14 @@ struct JobResult {
   std::int64_t best_step = -1;
   std::string checkpoint_path;  // parameters at the best validation point ("" if none written)
   std::int64_t steps = 0;
-  double seconds = 0;           // wall time from start to end of the job
+  double seconds = 0;  // wall time from start to end of the job
   double samples_per_second = 0;
 };
+
+// The three curves of a JobResult, for reports (svg_curves, results_table).
+enum class Curve : std::uint8_t { train_loss, val_loss, val_accuracy };
+const char* curve_name(Curve c);   // "train_loss", "val_loss", "val_accuracy"
+const char* curve_title(Curve c);  // "training loss", "validation loss", "validation accuracy"
+const std::vector<CurvePoint>& curve_points(const JobResult& r, Curve c);
 
 }  // namespace hydra

@@ -1,18 +1,16 @@
 #include "runtime/trace.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 #include <utility>
 
 #include "kernels/core/error.hpp"
 #include "runtime/text_escape.hpp"
+#include "runtime/text_file.hpp"
 
 namespace hydra {
 
@@ -205,12 +203,7 @@ std::string Trace::chrome_json() const {
 }
 
 void Trace::write_chrome_json(const std::string& path) const {
-  const std::string json = chrome_json();
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (!file) throw Error("Trace: cannot open " + path + " for writing: " + std::strerror(errno));
-  file.write(json.data(), static_cast<std::streamsize>(json.size()));
-  file.flush();
-  if (!file) throw Error("Trace: writing " + path + " failed: " + std::strerror(errno));
+  write_text_file(path, chrome_json(), "Trace");
 }
 
 }  // namespace hydra
