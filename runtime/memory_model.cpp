@@ -306,7 +306,8 @@ ShardMemoryPlanner::ShardMemoryPlanner(const Model& model, std::size_t first, st
     std::size_t p = 0;
     for (const Parameter& param : layer.parameters())
       if (param.value.defined())
-        p += pool_block_bytes(param.value.nbytes()) * static_cast<std::size_t>(2 + optimizer_slots);
+        p += pool_block_bytes(bytes_of(param.value.numel(), dtype)) *
+             static_cast<std::size_t>(2 + optimizer_slots);
     params_.push_back(params_.back() + p);
     nodes_.push_back(make_node(layer, shapes_.back(), dtype));
     ids_.push_back(dynamic_cast<const TokenEmbedding*>(&layer) != nullptr);

@@ -34,10 +34,12 @@ struct ShardMemory {
 };
 
 // `input` is the shard's input shape for one minibatch; activations have dtype `dtype`.
-// (A shard starting with a TokenEmbedding takes i32 ids.) Parameters are counted in their own
-// dtype. `stash` is the pool memory held between forward and backward: the layers' stash_bytes
-// in pool blocks, a tensor stashed by two layers counted once. `working` is the rest of the peak.
-// Throws hydra::Error on an invalid range or a shape a layer rejects.
+// (A shard starting with a TokenEmbedding takes i32 ids.) Parameters are counted in `dtype` too,
+// the dtype Layer::to gives them on the device (layers require it to equal the activations'),
+// whatever dtype the host copy has now. `stash` is the pool memory held between forward and
+// backward: the layers' stash_bytes in pool blocks, a tensor stashed by two layers counted once.
+// `working` is the rest of the peak. Throws hydra::Error on an invalid range or a shape a layer
+// rejects.
 ShardMemory estimate_shard_memory(const Model& model, std::size_t begin, std::size_t end,
                                   const Shape& input, DType dtype, int optimizer_slots);
 

@@ -162,8 +162,11 @@ TEST_CASE("memory model counts parameters with grads and optimizer state in pool
   CHECK(adam.parameters == 4 * (512 + 256));
   const ShardMemory sgd = estimate_shard_memory(m, 0, 1, {3, 10}, DType::f32, 1);
   CHECK(sgd.parameters == 3 * (512 + 256));
-  m.to(Device::host(), DType::f64);  // parameters counted in their own dtype
+  // Parameters are counted in the dtype they will have on the device, whatever the host copy's.
   CHECK(estimate_shard_memory(m, 0, 1, {3, 10}, DType::f64, 0).parameters == 2 * (768 + 256));
+  m.to(Device::host(), DType::f64);
+  CHECK(estimate_shard_memory(m, 0, 1, {3, 10}, DType::f64, 0).parameters == 2 * (768 + 256));
+  CHECK(estimate_shard_memory(m, 0, 1, {3, 10}, DType::bf16, 0).parameters == 2 * (256 + 256));
   // Stash: the input, one block. Working: output, labels/losses/probs/predictions, dlogits, dx.
   CHECK(adam.stash == 256);
   CHECK(adam.working > 0);
@@ -235,6 +238,48 @@ TEST_CASE("memory model bounds the measured peak in f64 with SGD momentum") {
   mlp.to(Device::host(), DType::f64);
   check_estimates(mlp, {10, 64}, 0, {{0, mlp.size()}, {2, 5}}, 74, DType::f64, sgd, 1, kTightness,
                   "MLP f64");
+}
+
+namespace {
+
+// A layer the memory model does not know: y = 2 x, stashing x (which it does not need).
+class Doubler : public Layer {
+ public:
+  std::string name() const override { return "Doubler"; }
+  Shape output_shape(const Shape& input) const override { return input; }
+  Tensor forward(ExecContext& ctx, const Tensor& x, Stash& stash, bool training) override {
+    stash.clear();
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), ctx.device);
+    ctx.backend().add(y, x, x, ctx);
+    if (training) stash.tensors = {x};
+    return y;
+  }
+  Tensor backward(ExecContext& ctx, const Tensor& dy, Stash&) override {
+    Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), ctx.device);
+    ctx.backend().add(dx, dy, dy, ctx);
+    return dx;
+  }
+  double forward_flops(const Shape& input) const override {
+    return static_cast<double>(shape_numel(input));
+  }
+  std::size_t stash_bytes(const Shape& input, DType dtype) const override {
+    return static_cast<std::size_t>(shape_numel(input)) * dtype_size(dtype);
+  }
+  void reset_parameters(std::uint64_t) override {}
+};
+
+}  // namespace
+
+TEST_CASE("memory model bounds layers it does not know conservatively") {
+  Model m;
+  m.emplace<Linear>(64, 96).emplace<Doubler>().emplace<ReLU>().emplace<Doubler>();
+  m.emplace<Linear>(96, 8);
+  m.init(8);
+  AdamW opt(1e-3);
+  // The unknown layer's stash is counted as a buffer of its own although it is the input.
+  const double worst = check_estimates(m, {32, 64}, 0, {{0, m.size()}, {1, 4}, {0, 2}}, 77,
+                                       DType::f32, opt, 2, 1.3, "unknown layers");
+  CHECK(worst > 1.0);
 }
 
 TEST_CASE("a shard runs within a pool capped at its estimate") {

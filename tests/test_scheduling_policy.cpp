@@ -65,7 +65,8 @@ TEST_CASE("LRTF picks the task of the job with the longest remaining time") {
   CHECK(lrtf->pick(later, 0, tie) == 1);
 }
 
-TEST_CASE("LRTF prefers the asking device's shard when remaining times tie within 1 percent") {
+TEST_CASE(
+    "LRTF prefers shard state on the asking device when remaining times tie within 1 percent") {
   auto lrtf = make_policy("lrtf");
   const std::vector<ReadyTask> ready{task(1, 0, 1, /*last_device=*/2), task(2, 1, 2, 3)};
   // Job 1 is longest; job 0 is within 1% of it and its shard state last lived on device 2.
