@@ -1,8 +1,7 @@
 #include "actors/device_actor.hpp"
 
-#include <chrono>
 #include <deque>
-#include <future>
+#include <optional>
 
 #include "actors/copy_engine.hpp"
 #include "actors/messages.hpp"
@@ -14,124 +13,161 @@ namespace hydra::actors {
 
 namespace {
 
-struct Pending {
+// A task held by the device, from receipt to completion.
+struct Held {
   TaskPtr task;
-  std::future<std::unique_ptr<LoadedShard>> loaded;  // invalid: load when it runs
+  bool load_started = false, load_done = false;
+  bool overlapped = false;  // its load started while another task was computing or queued
+  std::unique_ptr<LoadedShard> loaded;
+  std::exception_ptr load_error;
 };
+using HeldPtr = std::shared_ptr<Held>;
 
 }  // namespace
 
+// The actor's own thread only handles messages, so a task that arrives while another computes is
+// loaded at once: the loads run on the copy thread (`copier`), the kernels on the compute thread
+// (`runner`), one task at a time, and both report back to the actor by message.
 void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor scheduler,
                   std::shared_ptr<Trace> trace) {
   if (cfg.device.is_cuda()) cuda::set_device(cfg.device.index);
   Stream compute(cfg.device), copy_stream(cfg.device);
-  CopyEngine copier(cfg.device);
   const Trace& clock = *trace;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  std::deque<HeldPtr> queue;  // received, not yet computing
+  HeldPtr running;            // computing
+  bool oom_retried = false;   // the running task was already retried after dropping a prefetch
+  CopyEngine copier(cfg.device), runner(cfg.device);
 
-  auto start_load = [&](Pending& p) {
-    TaskPtr t = p.task;
-    p.loaded = copier.submit([t, &cfg, &copy_stream, &clock] {
-      t->load_start = clock.now();
-      auto l = load_shard(*t, cfg.device, copy_stream);
-      l->ready->synchronize();
-      t->load_end = clock.now();
-      t->load_bytes = l->bytes;
-      return l;
+  auto start_load = [&](const HeldPtr& h) {
+    h->load_started = true;
+    copier.submit([h, me, &cfg, &copy_stream, &clock] {
+      ShardTask& t = *h->task;
+      t.load_start = clock.now();
+      try {
+        h->loaded = load_shard(t, cfg.device, copy_stream);
+        h->loaded->ready->synchronize();
+        t.load_bytes = h->loaded->bytes;
+      } catch (...) {
+        h->load_error = std::current_exception();
+        h->loaded.reset();
+      }
+      t.load_end = clock.now();
+      caf::anon_send(me, loaded_atom::value, t.id);
     });
   };
-
-  std::deque<Pending> queue;
-  bool running = true;
-  auto on_task = [&](run_atom, TaskPtr& t) {
-    Pending p{t, {}};
-    // Prefetch, unless the same shard is already queued (its state is about to change).
-    bool same_shard = false;
-    for (const Pending& q : queue)
-      same_shard = same_shard || q.task->state == t->state;
-    if (!same_shard) start_load(p);
-    queue.push_back(std::move(p));
+  auto shard_busy = [&](const HeldPtr& h) {
+    if (running && running->task->state == h->task->state) return true;
+    for (const HeldPtr& q : queue)
+      if (q != h && q->load_started && q->task->state == h->task->state) return true;
+    return false;
   };
-  auto on_stop = [&](stop_atom) { running = false; };
+  auto start_compute = [&](HeldPtr h) {
+    running = h;
+    ShardTask& t = *h->task;
+    t.device = cfg.index;
+    t.device_name = cfg.name;
+    t.prefetched = h->overlapped && !h->load_error;
+    runner.submit([h, me, &cfg, &compute, &copy_stream, &clock] {
+      ShardTask& t = *h->task;
+      bool oom = false;
+      try {
+        if (h->load_error) {
+          try {
+            std::rethrow_exception(h->load_error);
+          } catch (const OutOfMemory&) {
+            // Loaded while another task held memory: load again now that it is freed.
+            h->load_error = nullptr;
+            t.load_start = clock.now();
+            h->loaded = load_shard(t, cfg.device, copy_stream);
+            h->loaded->ready->synchronize();
+            t.load_bytes = h->loaded->bytes;
+            t.load_end = clock.now();
+          }
+        }
+        ExecContext ctx{cfg.device, &compute};
+        t.compute_start = clock.now();
+        execute_task(t, *h->loaded, ctx, copy_stream, clock);
+        t.store_end = clock.now();
+      } catch (const OutOfMemory& e) {
+        oom = true;
+        t.error = e.what();
+      } catch (const std::exception& e) {
+        t.error = e.what();
+      }
+      if (!t.error.empty()) {
+        if (t.compute_start <= 0) t.compute_start = clock.now();
+        t.compute_end = t.store_start = t.store_end = clock.now();
+      }
+      h->loaded.reset();  // frees the device copies
+      caf::anon_send(me, computed_atom::value, oom);
+    });
+  };
+  auto advance = [&] {
+    if (running || queue.empty()) return;
+    HeldPtr h = queue.front();
+    if (!h->load_started) {
+      if (shard_busy(h)) return;
+      start_load(h);
+    }
+    if (!h->load_done) return;  // loaded_atom comes back
+    queue.pop_front();
+    oom_retried = false;
+    start_compute(h);
+  };
+  // The next task's prefetched state takes memory the running task may need: give it back (it is
+  // loaded again later). True if there was one.
+  auto drop_prefetch = [&]() -> bool {
+    for (const HeldPtr& q : queue) {
+      if (q->load_started && q->load_done && q->loaded) {
+        q->loaded.reset();
+        q->load_started = q->load_done = false;
+        q->overlapped = false;
+        return true;
+      }
+    }
+    return false;
+  };
 
   self->send(scheduler, pull_atom::value, cfg.index, cfg.slots);
-  while (running) {
-    if (queue.empty()) {
-      self->receive(on_task, on_stop);
-    } else {
-      bool got = true;
-      while (got && running) {
-        got = false;
-        self->receive([&](run_atom a, TaskPtr& t) { on_task(a, t), got = true; }, on_stop,
-                      caf::after(std::chrono::seconds(0)) >> [] {});
-      }
-    }
-    if (!running || queue.empty()) continue;
-    Pending cur = std::move(queue.front());
-    queue.pop_front();
-    TaskPtr t = cur.task;
-    t->device = cfg.index;
-    t->device_name = cfg.name;
-    t->prefetched = cur.loaded.valid() &&
-                    cur.loaded.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
-                    t->load_end > 0;
-    std::unique_ptr<LoadedShard> loaded;
-    auto load_now = [&] {
-      t->load_start = clock.now();
-      loaded = load_shard(*t, cfg.device, copy_stream);
-      loaded->ready->synchronize();
-      t->load_end = clock.now();
-      t->load_bytes = loaded->bytes;
-    };
-    // The next task's prefetched state uses memory this task may need; give it back and reload
-    // it later.
-    auto drop_prefetch = [&]() -> bool {
-      if (queue.empty() || !queue.front().loaded.valid()) return false;
-      try {
-        queue.front().loaded.get();
-      } catch (...) {
-      }
-      queue.front().loaded = {};
-      return true;
-    };
-    try {
-      if (cur.loaded.valid()) {
-        try {
-          loaded = cur.loaded.get();
-        } catch (const OutOfMemory&) {
-          // Loaded while the previous task held memory: try again now that it is freed.
-          t->prefetched = false;
-          load_now();
+  bool stopping = false;
+  self->receive_while([&] { return !stopping || running || !queue.empty(); })(
+      [&](run_atom, TaskPtr& t) {
+        auto h = std::make_shared<Held>();
+        h->task = t;
+        h->overlapped = running != nullptr || !queue.empty();
+        queue.push_back(h);
+        if (!shard_busy(h)) start_load(h);
+        advance();
+      },
+      [&](loaded_atom, std::uint64_t id) {
+        for (const HeldPtr& q : queue)
+          if (q->task->id == id && q->load_started) q->load_done = true;
+        advance();
+      },
+      [&](computed_atom, bool oom) {
+        HeldPtr h = std::move(running);
+        running = nullptr;
+        if (oom && !oom_retried && drop_prefetch()) {
+          // Retry once without the prefetched state of the next task on the device.
+          ShardTask& t = *h->task;
+          t.error.clear();
+          t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
+          h->load_error = std::make_exception_ptr(OutOfMemory(cfg.name, 0, 0, 0));
+          oom_retried = true;
+          start_compute(h);
+          return;
         }
-      } else {
-        load_now();
-      }
-      for (int attempt = 0;; ++attempt) {
-        ExecContext ctx{cfg.device, &compute};
-        t->compute_start = clock.now();
-        try {
-          execute_task(*t, *loaded, ctx, copy_stream, clock);
-          t->store_end = clock.now();
-          break;
-        } catch (const OutOfMemory&) {
-          if (attempt > 0 || !drop_prefetch()) throw;
-        }
-      }
-    } catch (const std::exception& e) {
-      t->error = e.what();
-      if (t->compute_start == 0) t->compute_start = clock.now();
-      t->compute_end = t->store_start = t->store_end = clock.now();
-    }
-    loaded.reset();  // frees the device copies
-    if (!queue.empty() && !queue.front().loaded.valid()) {
-      bool same_shard = queue.front().task->state == t->state;
-      if (!same_shard) start_load(queue.front());
-    }
-    self->send(scheduler, done_atom::value, t);
-    self->send(scheduler, pull_atom::value, cfg.index, 1);
-  }
-  // Let any load still queued on the helper thread finish before the streams go away.
-  for (Pending& p : queue)
-    if (p.loaded.valid()) p.loaded.wait();
+        self->send(scheduler, done_atom::value, h->task);
+        self->send(scheduler, pull_atom::value, cfg.index, 1);
+        advance();
+      },
+      [&](stop_atom) {
+        // Tasks still held are abandoned: the run is over.
+        stopping = true;
+        queue.clear();
+      });
+  // The engines finish their queued work (and are joined) before the streams go away.
 }
 
 }  // namespace hydra::actors

@@ -11,7 +11,7 @@
 //   job.batch_size = 128; job.epochs = 2; job.eval_every = 100;
 //
 //   hydra::RuntimeOptions opt;          // default: all GPUs, else 2 virtual CPU devices
-//   opt.out_dir = "runs/sweep1";        // trace.json, checkpoints/
+//   opt.out_dir = "runs/sweep1";        // trace.json, gantt.svg, curves, results.csv, checkpoints/
 //   std::vector<hydra::JobResult> results = hydra::train({job, ...}, opt);
 //
 // Each model is cut into sequential shards that fit the smallest device budget (halved, because

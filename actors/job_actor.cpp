@@ -92,6 +92,7 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
         auto rp = self->make_response_promise();
         parts->start = std::chrono::steady_clock::now();
         auto ctx = std::make_shared<JobContext>(self, *parts);
+        ctx->show_progress("loading");
         start<void>(
             self, run_job(self, parts, ctx), [self, parts, ctx, rp](Outcome<void> out) mutable {
               JobResult& r = parts->result;
@@ -111,6 +112,7 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
                       .count();
               r.samples_per_second =
                   r.seconds > 0 ? static_cast<double>(parts->samples) / r.seconds : 0.0;
+              ctx->show_progress(job_status_name(r.status));
               for (auto& a : parts->shards)
                 self->send_exit(a, caf::exit_reason::user_shutdown);
               if (parts->optimizer)

@@ -16,6 +16,7 @@
 #include "actors/data_cache.hpp"
 #include "actors/shard_state.hpp"
 #include "actors/training_program.hpp"
+#include "runtime/progress_display.hpp"
 
 namespace hydra::actors {
 
@@ -24,10 +25,10 @@ struct JobSetup {
   JobSpec spec;
   caf::actor scheduler;
   std::shared_ptr<DataCache> data;
-  std::size_t shard_budget = 0;  // memory one shard may use on a device
-  std::size_t shards = 0;        // 0: as few as fit
-  std::string out_dir;           // "": no checkpoints
-  bool progress = false;
+  std::size_t shard_budget = 0;               // memory one shard may use on a device
+  std::size_t shards = 0;                     // 0: as few as fit
+  std::string out_dir;                        // "": no checkpoints
+  std::shared_ptr<ProgressDisplay> progress;  // null: no live display
 };
 
 struct JobContext::Parts {

@@ -22,13 +22,11 @@ using done_atom = caf::atom_constant<caf::atom("done")>;      // device -> sched
 using pull_atom = caf::atom_constant<caf::atom("pull")>;      // device -> scheduler: send work
 using stop_atom = caf::atom_constant<caf::atom("stop")>;      // runtime -> device
 using stats_atom = caf::atom_constant<caf::atom("stats")>;    // -> scheduler: counters
-using forward_atom = caf::atom_constant<caf::atom("forward")>;  // job -> shard
-using backward_atom = caf::atom_constant<caf::atom("backward")>;
-using update_atom = caf::atom_constant<caf::atom("update")>;
-using eval_atom = caf::atom_constant<caf::atom("eval")>;
-using config_atom = caf::atom_constant<caf::atom("config")>;    // job -> optimizer
-using clip_atom = caf::atom_constant<caf::atom("clip")>;        // job -> optimizer
-using stepped_atom = caf::atom_constant<caf::atom("stepped")>;  // job -> optimizer
+using loaded_atom = caf::atom_constant<caf::atom("loaded")>;  // copy thread -> device
+using computed_atom = caf::atom_constant<caf::atom("computed")>;  // compute thread -> device
+using config_atom = caf::atom_constant<caf::atom("config")>;      // job -> optimizer
+using clip_atom = caf::atom_constant<caf::atom("clip")>;          // job -> optimizer
+using stepped_atom = caf::atom_constant<caf::atom("stepped")>;    // job -> optimizer
 
 // One shard task: what to run (filled by the submitter), what came out and how long it took
 // (filled by the device). The same object travels submitter -> scheduler -> device -> back.

@@ -10,7 +10,11 @@
 #include "actors/scheduler_actor.hpp"
 #include "kernels/core/cuda_api.hpp"
 #include "kernels/core/memory_pool.hpp"
+#include "runtime/progress_display.hpp"
+#include "runtime/results_table.hpp"
 #include "runtime/scheduling_policy.hpp"
+#include "runtime/svg_curves.hpp"
+#include "runtime/svg_gantt.hpp"
 
 namespace hydra {
 
@@ -24,10 +28,6 @@ std::vector<DeviceSpec> default_devices() {
 }
 
 namespace {
-
-struct ResolvedDevice {
-  actors::DeviceConfig config;
-};
 
 std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options) {
   std::vector<DeviceSpec> specs = options.devices.empty() ? default_devices() : options.devices;
@@ -89,6 +89,8 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     for (const DeviceConfig& d : devices)
       device_actors.push_back(sys.spawn<caf::detached>(device_actor, d, scheduler, trace));
     auto data = std::make_shared<DataCache>();
+    std::shared_ptr<ProgressDisplay> progress;
+    if (options.progress) progress = std::make_shared<ProgressDisplay>();
     std::vector<caf::actor> job_actors;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       JobSetup setup;
@@ -99,13 +101,12 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.shard_budget = shard_budget;
       setup.shards = options.shards;
       setup.out_dir = options.out_dir;
-      setup.progress = options.progress;
+      setup.progress = progress;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
     }
     caf::scoped_actor self{sys};
     report.jobs.resize(jobs.size());
     // Start every job, then collect the answers.
-    std::vector<caf::message_id> ids;
     for (auto& j : job_actors)
       self->send(j, run_atom::value);
     std::size_t received = 0;
@@ -131,8 +132,14 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
   report.utilisation = trace->utilisation();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!options.out_dir.empty()) {
-    std::filesystem::create_directories(options.out_dir);
-    trace->write_chrome_json((std::filesystem::path(options.out_dir) / "trace.json").string());
+    const std::filesystem::path out(options.out_dir);
+    std::filesystem::create_directories(out);
+    trace->write_chrome_json((out / "trace.json").string());
+    write_gantt_svg(*trace, (out / "gantt.svg").string());
+    for (Curve c : {Curve::train_loss, Curve::val_loss, Curve::val_accuracy})
+      write_curves_svg(report.jobs, c, (out / (std::string(curve_name(c)) + ".svg")).string());
+    write_results_csv(report.jobs, (out / "results.csv").string());
+    write_curves_csv(report.jobs, (out / "curves.csv").string());
   }
   return report;
 }

@@ -30,6 +30,29 @@ JobResult& JobContext::result() {
   return parts_.result;
 }
 
+void JobContext::show_progress(const std::string& status) {
+  if (!parts_.setup.progress) return;
+  const JobResult& r = parts_.result;
+  JobProgress p;
+  p.name = spec().name;
+  p.status = status;
+  const std::int64_t batches =
+      (train_data().size() + spec().batch_size - 1) / std::max<std::int64_t>(1, spec().batch_size);
+  if (batches > 0) {
+    p.epoch = 1 + step_ / batches;
+    p.epochs = (total_steps() + batches - 1) / batches;
+  }
+  p.step = step_;
+  p.total_steps = total_steps();
+  if (!r.train_loss.empty()) p.last_loss = r.train_loss.back().value;
+  if (!r.val_accuracy.empty()) p.val_accuracy = r.val_accuracy.back().value;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - parts_.start).count();
+  if (seconds > 0) p.samples_per_second = static_cast<double>(parts_.samples) / seconds;
+  parts_.setup.progress->update_job(p);
+  parts_.setup.progress->render();
+}
+
 Task<TaskPtr> JobContext::submit(int shard, TaskPtr t) {
   check(shard >= 0 && shard < num_shards(), "job " + spec().name + ": no shard " +
                                                 std::to_string(shard) + " (it has " +
@@ -101,6 +124,7 @@ Task<double> JobContext::train_step(const Batch& batch) {
                        static_cast<double>(std::max<std::int64_t>(1, train_data().size()));
   parts_.result.train_loss.push_back({step_, epoch, loss});
   parts_.result.steps = step_;
+  show_progress("running");
   co_return loss;
 }
 
@@ -151,10 +175,7 @@ Task<EvalResult> JobContext::validate() {
       res.checkpoint_path = path;
     }
   }
-  if (parts_.setup.progress)
-    std::printf("[%s] step %lld/%lld  val loss %.4f  val acc %.4f\n", spec().name.c_str(),
-                static_cast<long long>(step_), static_cast<long long>(total_steps()), r.loss,
-                r.accuracy);
+  show_progress("running");
   co_return r;
 }
 

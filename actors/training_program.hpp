@@ -59,6 +59,8 @@ class JobContext {
   // Evaluates the validation set (forward only); records the curves and, when it is the best so
   // far, writes the checkpoint.
   Task<EvalResult> validate();
+  // Updates the job's line of the live progress display (when the run has one).
+  void show_progress(const std::string& status);
 
  private:
   Task<TaskPtr> submit(int shard, TaskPtr t);

@@ -223,7 +223,9 @@ TEST_CASE("actors: 8 models on 2 devices all finish and every shard task runs on
     CHECK(u > 0.0);
   CHECK(r.scheduler.failed == 0);
   CHECK(r.scheduler.completed == r.scheduler.submitted);
-  CHECK(std::filesystem::exists(std::filesystem::path(out) / "trace.json"));
+  for (const char* f : {"trace.json", "gantt.svg", "train_loss.svg", "val_loss.svg",
+                        "val_accuracy.svg", "results.csv", "curves.csv"})
+    CHECK(std::filesystem::exists(std::filesystem::path(out) / f));
   // The best checkpoint loads back into the same architecture.
   Model m = make_mlp(16, {32, 32}, 4);
   CHECK(load_checkpoint(r.jobs[0].checkpoint_path, m) == r.jobs[0].best_step);
