@@ -60,6 +60,7 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
     st->home = home;
     st->total_steps = p.total_steps;
     st->fused_update = spec.clip_grad_norm <= 0;
+    st->forward_flops = plan[s].forward_flops;
     p.states.push_back(st);
     p.shards.push_back(self->spawn(shard_actor, st, p.setup.scheduler));
   }

@@ -27,6 +27,7 @@ struct ShardState {
   int last_device = -1;          // device that ran this shard last (-1: none yet)
   std::int64_t total_steps = 0;  // training steps the job plans (for remaining-time estimates)
   bool fused_update = true;      // the job's updates run inside its backward tasks
+  double forward_flops = 0;      // of one training minibatch (initial time estimates)
 
   bool last() const { return shard + 1 == num_shards; }
   std::vector<Parameter*> parameters() const;

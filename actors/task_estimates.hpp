@@ -1,11 +1,13 @@
 #pragma once
 // Task-time estimates for the scheduling policy, refined from measured task times: for each
 // (job, shard, kind) an exponential moving average of the compute seconds measured so far;
-// before a task kind has been measured, the job's average measured task time (or the run's, or
-// 1 ms). A job's remaining time is its remaining steps times the estimated time of one step.
+// before a task has been measured, its FLOPs (forward; backward counts twice) at the speed
+// measured so far over all tasks (FLOPs per second; 10 GFLOP/s before any measurement). A
+// job's remaining time is its remaining steps times the estimated time of one step.
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include "actors/messages.hpp"
 #include "runtime/scheduling_policy.hpp"
@@ -26,15 +28,13 @@ class MeasuredEstimates : public TaskEstimates {
  private:
   struct Job {
     int shards = 1;
+    std::vector<double> flops;  // forward FLOPs per shard (0: unknown)
     std::int64_t total_steps = 0, step = 0;
     bool fused = true;
-    double measured = 0;
-    std::int64_t samples = 0;
   };
   std::map<std::tuple<int, int, int>, double> ema_;
   std::map<int, Job> jobs_;
-  double all_measured_ = 0;
-  std::int64_t all_samples_ = 0;
+  double measured_seconds_ = 0, measured_flops_ = 0;
 };
 
 }  // namespace hydra::actors

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -10,9 +11,11 @@
 
 #include "actors/hydra.hpp"
 #include "kernels/backend.hpp"
+#include "kernels/core/cuda_api.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
+#include "kernels/optim/grad_clip.hpp"
 #include "kernels/optim/sgd.hpp"
 #include "kernels/random.hpp"
 #include "runtime/data/fashion_mnist.hpp"
@@ -193,6 +196,12 @@ TEST_CASE("actors: 8 models on 2 devices all finish and every shard task runs on
     j.eval_every = 4;
     jobs.push_back(j);
   }
+  auto loads = std::make_shared<std::atomic<int>>(0);
+  for (JobSpec& j : jobs)
+    j.data = [loads] {
+      ++*loads;
+      return synthetic(256, 16, 4, 7);
+    };
   RuntimeOptions opt = cpu_devices(2, 0);
   const std::string out = std::filesystem::temp_directory_path() / "hydra_actor_test_b";
   std::filesystem::remove_all(out);
@@ -200,6 +209,7 @@ TEST_CASE("actors: 8 models on 2 devices all finish and every shard task runs on
   RunReport r = run(jobs, opt);
   print_utilisation("8 models on 2 CPU devices", r);
   REQUIRE(r.jobs.size() == 8);
+  CHECK(*loads == 1);  // one data key: loaded once, shared by all jobs
   std::map<std::tuple<std::string, int, std::string>, int> count;
   for (const TraceEvent& e : r.trace)
     ++count[{e.job, e.shard, e.kind}];
@@ -354,6 +364,64 @@ TEST_CASE("actors: a model larger than all device budgets together trains by spi
   CHECK(last < first);
 }
 
+TEST_CASE("actors: gradient clipping runs separate update tasks after a norm over all shards") {
+  const std::uint64_t seed = 8;
+  const double max_norm = 0.05;  // small: clipping is active every step
+  auto make = [] { return deep_mlp(16, 24, 2, 4); };
+  auto make_opt = [] { return std::make_unique<SGD>(0.1, 0.9); };
+  const DataSplits data = synthetic(256, 16, 4, 13);
+  std::vector<std::vector<float>> sharded;
+  JobSpec job;
+  job.name = "clipped";
+  job.make_model = make;
+  job.make_optimizer = make_opt;
+  job.data = [&] { return data; };
+  job.batch_size = 32;
+  job.epochs = 2;  // 2 x 6 batches
+  job.seed = seed;
+  job.clip_grad_norm = max_norm;
+  job.shards = 3;
+  job.on_finish = [&](Model& m) { sharded = parameter_values(m); };
+  RunReport r = run({job}, cpu_devices(2, 0));
+  INFO(r.jobs[0].error);
+  REQUIRE(r.jobs[0].status == JobStatus::done);
+  CHECK(r.jobs[0].steps == 12);
+  std::map<std::pair<int, std::string>, int> count;
+  for (const TraceEvent& e : r.trace)
+    ++count[{e.shard, e.kind}];
+  for (int s = 0; s < 3; ++s) {
+    CHECK(count[{s, "backward"}] == 12);
+    CHECK(count[{s, "update"}] == 12);
+  }
+  // Reference: unsharded, torch-style clip_grad_norm_ over all parameters.
+  Model ref = make();
+  ref.init(seed);
+  auto ref_opt = make_opt();
+  ExecContext ctx = ExecContext::on(Device::host());
+  DataLoader loader(data.train, {.batch_size = 32, .shuffle = true, .seed = seed});
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    loader.start_epoch(epoch);
+    Batch b;
+    while (loader.next(b)) {
+      std::vector<Stash> stashes;
+      Tensor y = ref.forward(ctx, b.inputs, stashes, true);
+      LossResult lr = softmax_cross_entropy(ctx, y, b.labels);
+      ref.backward(ctx, lr.dlogits, stashes);
+      clip_grad_norm(ref.parameters(), max_norm, ctx);
+      ref_opt->step(ref.parameters(), ctx);
+      ref.zero_grad(ctx);
+    }
+  }
+  const auto expected = parameter_values(ref);
+  REQUIRE(sharded.size() == expected.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    for (std::size_t k = 0; k < expected[i].size(); ++k)
+      worst = std::max(worst, std::abs(double(sharded[i][k]) - double(expected[i][k])));
+  // The norm is reduced per shard, then over shards: equal up to double rounding.
+  CHECK(worst < 1e-6);
+}
+
 TEST_CASE("actors: a custom training program runs as a coroutine on the job actor") {
   JobSpec j = mlp_job("custom", 0.05, 3);
   std::vector<double> losses;
@@ -379,4 +447,54 @@ TEST_CASE("actors: a custom training program runs as a coroutine on the job acto
   CHECK(r.jobs[0].status == JobStatus::done);
   CHECK(r.jobs[0].steps == 3);
   CHECK(losses.size() == 3);
+}
+
+TEST_CASE("actors: two device actors sharing one GPU train a sharded model like the CPU run") {
+  if (!cuda::available()) {
+    std::printf("HYDRA-SKIP: no CUDA GPU\n");
+    return;
+  }
+  auto job = [](std::vector<std::vector<float>>& out) {
+    JobSpec j;
+    j.name = "gpu";
+    j.make_model = [] { return deep_mlp(16, 64, 3, 4); };
+    j.make_optimizer = [] { return std::make_unique<SGD>(0.05, 0.9); };
+    j.data = [] { return synthetic(512, 16, 4, 21); };
+    j.batch_size = 64;
+    j.max_steps = 10;
+    j.seed = 5;
+    j.on_finish = [&out](Model& m) { out = parameter_values(m); };
+    return j;
+  };
+  std::vector<std::vector<float>> gpu, cpu;
+  RuntimeOptions g;
+  g.devices = {{Device::cuda(0), std::size_t{256} << 20},
+               {Device::cuda(0), std::size_t{256} << 20}};
+  g.shards = 3;
+  RunReport rg = run({job(gpu), mlp_job("gpu-second", 0.05, 2)}, g);
+  print_utilisation("2 device actors on cuda:0", rg);
+  for (const JobResult& j : rg.jobs) {
+    INFO(j.name << ": " << j.error);
+    CHECK(j.status == JobStatus::done);
+  }
+  std::set<std::string> devices;
+  std::size_t loaded = 0;
+  for (const TraceEvent& e : rg.trace) {
+    if (is_compute_kind(e.kind)) devices.insert(e.device);
+    if (e.kind == "load") loaded += e.bytes;
+  }
+  CHECK(devices == std::set<std::string>{"cuda:0", "cuda:0/1"});
+  CHECK(loaded > 0);
+  RuntimeOptions c = cpu_devices(1, 0);
+  c.shards = 1;
+  RunReport rc = run({job(cpu)}, c);
+  REQUIRE(rc.jobs[0].status == JobStatus::done);
+  REQUIRE(gpu.size() == cpu.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < cpu.size(); ++i)
+    for (std::size_t k = 0; k < cpu[i].size(); ++k)
+      worst = std::max(worst, std::abs(double(gpu[i][k]) - double(cpu[i][k])) /
+                                  std::max(1.0, std::abs(double(cpu[i][k]))));
+  std::printf("  largest relative parameter difference GPU vs CPU: %.3g\n", worst);
+  CHECK(worst < 1e-2);  // TF32 GEMMs on the GPU
 }
