@@ -29,7 +29,11 @@ std::vector<DeviceSpec> default_devices() {
 
 namespace {
 
-std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options) {
+// Capacities of cpu:N pools the run changed, restored when it ends.
+using SavedCapacities = std::vector<std::pair<Device, std::size_t>>;
+
+std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options,
+                                                  SavedCapacities& saved) {
   std::vector<DeviceSpec> specs = options.devices.empty() ? default_devices() : options.devices;
   std::vector<actors::DeviceConfig> out;
   std::set<Device> cpus;
@@ -45,7 +49,10 @@ std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options)
             "RuntimeOptions: virtual CPU device " + s.device.str() + " listed twice");
       MemoryPool& pool = memory_pool(s.device);
       pool.release_cached();
-      if (s.memory_bytes > 0) set_memory_capacity(s.device, s.memory_bytes);
+      if (s.memory_bytes > 0) {
+        saved.emplace_back(s.device, pool.capacity());
+        set_memory_capacity(s.device, s.memory_bytes);
+      }
       c.name = s.device.str();
     } else {
       check(s.device.index >= 0 && s.device.index < cuda::device_count(),
@@ -66,8 +73,17 @@ std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options)
 RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
   using namespace actors;
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<DeviceConfig> devices = resolve_devices(options);
   make_policy(options.policy);  // reject an unknown policy before anything starts
+  struct Restore {
+    SavedCapacities saved;
+    ~Restore() {
+      for (const auto& [device, bytes] : saved) {
+        memory_pool(device).release_cached();
+        set_memory_capacity(device, bytes);
+      }
+    }
+  } restore;
+  std::vector<DeviceConfig> devices = resolve_devices(options, restore.saved);
   set_blas_threads(1);
 
   std::size_t smallest = SIZE_MAX;

@@ -12,6 +12,7 @@
 #include "actors/hydra.hpp"
 #include "kernels/backend.hpp"
 #include "kernels/core/cuda_api.hpp"
+#include "kernels/core/memory_pool.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
@@ -139,7 +140,9 @@ TEST_CASE("actors: sharded training across 3 devices with spilling is bitwise eq
   job.on_finish = [&](Model& m) { sharded = parameter_values(m); };
   RuntimeOptions opt = cpu_devices(3, 96 * 1024);
   opt.shards = 3;
+  const std::size_t capacity_before = memory_pool(Device::cpu(1)).capacity();
   RunReport r = run({job}, opt);
+  CHECK(memory_pool(Device::cpu(1)).capacity() == capacity_before);  // budgets are per run
   REQUIRE(r.jobs.size() == 1);
   INFO(r.jobs[0].error);
   REQUIRE(r.jobs[0].status == JobStatus::done);
