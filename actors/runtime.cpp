@@ -126,12 +126,26 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     for (auto& j : job_actors)
       self->send(j, run_atom::value);
     std::size_t received = 0;
-    self->receive_while([&] { return received < job_actors.size(); })([&](JobResult& r) {
-      const auto sender = self->current_sender();
-      for (std::size_t i = 0; i < job_actors.size(); ++i)
-        if (job_actors[i].address() == sender) report.jobs[i] = std::move(r);
-      ++received;
-    });
+    // Device lines of the live display: utilisation over the last few seconds.
+    auto show_devices = [&] {
+      if (!progress) return;
+      const double now = trace->now();
+      for (const auto& [name, u] : trace->utilisation(std::max(0.0, now - 5.0), now))
+        progress->update_device({name, u, ""});
+      progress->render();
+    };
+    self->receive_while([&] { return received < job_actors.size(); })(
+        [&](JobResult& r) {
+          const auto sender = self->current_sender();
+          for (std::size_t i = 0; i < job_actors.size(); ++i)
+            if (job_actors[i].address() == sender) report.jobs[i] = std::move(r);
+          ++received;
+        },
+        caf::after(std::chrono::milliseconds(250)) >> show_devices);
+    if (progress) {
+      show_devices();
+      progress->finish();
+    }
     self->request(scheduler, caf::infinite, stats_atom::value)
         .receive([&](SchedulerStats& s) { report.scheduler = s; },
                  [&](caf::error& e) { throw Error("scheduler: " + sys.render(e)); });

@@ -445,6 +445,7 @@ TEST_CASE("actors: a custom training program runs as a coroutine on the job acto
   };
   RuntimeOptions opt = cpu_devices(2, 0);
   opt.shards = 2;
+  opt.progress = true;  // the live display prints its final block
   RunReport r = run({j}, opt);
   INFO(r.jobs[0].error);
   CHECK(r.jobs[0].status == JobStatus::done);
