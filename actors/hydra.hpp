@@ -50,8 +50,11 @@ struct RuntimeOptions {
   std::string policy = "lrtf";      // "lrtf" (Sharded-LRTF), "fifo", "random"
   std::uint64_t policy_seed = 0;
   std::size_t shards = 0;  // 0: the partitioner decides from the smallest budget
-  bool progress = false;   // print a line per validation
-  std::string out_dir;     // "": write nothing; else trace.json and checkpoints/
+  bool progress = false;   // live progress display (jobs and devices) on stdout
+  // "": write nothing. Else: trace.json (Chrome trace), gantt.svg, train_loss.svg,
+  // val_loss.svg, val_accuracy.svg, results.csv, curves.csv and checkpoints/<job>.ckpt (the
+  // parameters at the best validation point; format in actors/checkpoint.hpp).
+  std::string out_dir;
 };
 
 // All GPUs if there are any, else two virtual CPU devices (cpu:0, cpu:1) with unlimited pools.
