@@ -502,3 +502,35 @@ TEST_CASE("actors: two device actors sharing one GPU train a sharded model like 
   std::printf("  largest relative parameter difference GPU vs CPU: %.3g\n", worst);
   CHECK(worst < 1e-2);  // TF32 GEMMs on the GPU
 }
+
+TEST_CASE("data: actors train a small Fashion-MNIST sweep to useful accuracy") {
+  std::vector<JobSpec> jobs;
+  for (double lr : {0.02, 0.05, 0.1}) {
+    JobSpec j;
+    j.name = "fmnist-lr" + std::to_string(lr).substr(0, 4);
+    j.config = {{"lr", std::to_string(lr)}};
+    j.make_model = [] { return make_mlp(784, {128}, 10); };
+    j.make_optimizer = [lr] { return std::make_unique<SGD>(lr, 0.9); };
+    j.data = [] {
+      Dataset all = load_fashion_mnist(default_fashion_mnist_dir(), FashionMnistSplit::train);
+      return DataSplits{all.slice(0, 12000), all.slice(50000, 52000)};
+    };
+    j.data_key = "fashion-mnist-subset";
+    j.batch_size = 100;
+    j.epochs = 1;
+    j.eval_every = 60;
+    j.seed = 1;
+    jobs.push_back(j);
+  }
+  RunReport r = run(jobs, cpu_devices(2, 0));
+  print_utilisation("3 MLPs on Fashion-MNIST, 2 CPU devices", r);
+  for (const JobResult& j : r.jobs) {
+    INFO(j.name << ": " << j.error);
+    REQUIRE(j.status == JobStatus::done);
+    std::printf("  %s: best val accuracy %.3f at step %lld, %.0f samples/s\n", j.name.c_str(),
+                j.best_val_accuracy, static_cast<long long>(j.best_step), j.samples_per_second);
+    CHECK(j.steps == 120);
+    CHECK(j.val_accuracy.size() == 2);
+    CHECK(j.best_val_accuracy > 0.7);
+  }
+}
