@@ -123,8 +123,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     caf::scoped_actor self{sys};
     report.jobs.resize(jobs.size());
     // Start every job, then collect the answers.
-    for (auto& j : job_actors)
+    for (auto& j : job_actors) {
+      self->monitor(j);
       self->send(j, run_atom::value);
+    }
     std::size_t received = 0;
     // Device lines of the live display: utilisation over the last few seconds.
     auto show_devices = [&] {
@@ -141,6 +143,17 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
             if (job_actors[i].address() == sender) report.jobs[i] = std::move(r);
           ++received;
         },
+        [&](caf::down_msg& dm) {
+          // A job actor died without answering (it should not: the program's errors are caught).
+          for (std::size_t i = 0; i < job_actors.size(); ++i) {
+            if (job_actors[i].address() != dm.source) continue;
+            report.jobs[i].name = jobs[i].name;
+            report.jobs[i].config = jobs[i].config;
+            report.jobs[i].status = JobStatus::failed;
+            report.jobs[i].error = "job actor terminated: " + sys.render(dm.reason);
+            ++received;
+          }
+        },
         caf::after(std::chrono::milliseconds(250)) >> show_devices);
     if (progress) {
       show_devices();
@@ -151,8 +164,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
                  [&](caf::error& e) { throw Error("scheduler: " + sys.render(e)); });
     for (auto& d : device_actors)
       self->send(d, stop_atom::value);
-    for (auto& j : job_actors)
+    for (auto& j : job_actors) {
+      self->demonitor(j);
       self->send_exit(j, caf::exit_reason::user_shutdown);
+    }
     self->send_exit(scheduler, caf::exit_reason::user_shutdown);
   }  // the actor system waits for every actor, the device threads included
   for (const DeviceConfig& d : devices)

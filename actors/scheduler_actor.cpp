@@ -21,6 +21,7 @@ struct DeviceSlot {
 struct Waiting {
   TaskPtr task;
   caf::response_promise promise;
+  int device = -1;  // the device it was sent to (-1: still in the ready queue)
 };
 
 struct SchedulerState {
@@ -31,6 +32,7 @@ struct SchedulerState {
   std::vector<ReadyTask> ready;
   std::unordered_map<std::uint64_t, Waiting> waiting;  // submitted and not finished
   std::uint64_t next_id = 1, next_seq = 0, dispatches = 0;
+  int devices_lost = 0;
   SchedulerStats stats;
 
   void dispatch(caf::event_based_actor* self) {
@@ -57,10 +59,54 @@ struct SchedulerState {
       ++s.inflight;
       --s.credits;
       s.last_dispatch = ++dispatches;
-      self->send(s.actor, run_atom::value, waiting.at(rt.id).task);
+      Waiting& w = waiting.at(rt.id);
+      w.device = best;
+      self->send(s.actor, run_atom::value, w.task);
     }
     for (const DeviceSlot& s : devices)
       if (s.actor && s.inflight == 0 && !ready.empty()) ++stats.idle_while_ready;
+    // Without any device left, nothing can run: fail what waits instead of hanging.
+    if (!ready.empty() && devices_lost > 0 && live_devices() == 0) {
+      for (const ReadyTask& rt : ready)
+        fail(rt.id, "no device left to run it");
+      ready.clear();
+    }
+  }
+
+  int live_devices() const {
+    int n = 0;
+    for (const DeviceSlot& s : devices)
+      n += s.actor ? 1 : 0;
+    return n;
+  }
+
+  void fail(std::uint64_t id, const std::string& why) {
+    auto it = waiting.find(id);
+    if (it == waiting.end()) return;
+    it->second.task->error = why;
+    ++stats.completed;
+    ++stats.failed;
+    auto promise = std::move(it->second.promise);
+    TaskPtr t = it->second.task;
+    waiting.erase(it);
+    promise.deliver(t);
+  }
+
+  // A device actor terminated (it should not: tasks catch their errors): its tasks fail, the
+  // others carry on without it.
+  void device_down(caf::event_based_actor* self, const caf::actor_addr& who,
+                   const std::string& reason) {
+    for (int d = 0; d < static_cast<int>(devices.size()); ++d) {
+      if (!devices[d].actor || devices[d].actor.address() != who) continue;
+      devices[d] = DeviceSlot{};
+      ++devices_lost;
+      std::vector<std::uint64_t> lost;
+      for (const auto& [id, w] : waiting)
+        if (w.device == d) lost.push_back(id);
+      for (std::uint64_t id : lost)
+        fail(id, "device " + std::to_string(d) + " terminated: " + reason);
+    }
+    dispatch(self);
   }
 
   void record(const ShardTask& t) {
@@ -83,6 +129,9 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
   st->policy = make_policy(config.policy, config.seed);
   st->stats.policy = st->policy->name();
   st->config = std::move(config);
+  self->set_down_handler([self, st](caf::down_msg& dm) {
+    st->device_down(self, dm.source, self->system().render(dm.reason));
+  });
   return {
       [self, st](submit_atom, TaskPtr& t) -> caf::result<TaskPtr> {
         auto rp = self->make_response_promise();
@@ -105,7 +154,10 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
       [self, st](pull_atom, int device, int slots) {
         if (device >= static_cast<int>(st->devices.size())) st->devices.resize(device + 1);
         DeviceSlot& s = st->devices[device];
-        if (!s.actor) s.actor = caf::actor_cast<caf::actor>(self->current_sender());
+        if (!s.actor) {
+          s.actor = caf::actor_cast<caf::actor>(self->current_sender());
+          self->monitor(s.actor);
+        }
         s.credits += slots;
         st->dispatch(self);
       },

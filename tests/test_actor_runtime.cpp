@@ -534,3 +534,19 @@ TEST_CASE("data: actors train a small Fashion-MNIST sweep to useful accuracy") {
     CHECK(j.best_val_accuracy > 0.7);
   }
 }
+
+TEST_CASE("actors: bad runtime options are rejected with clear errors") {
+  const std::vector<JobSpec> jobs{mlp_job("any", 0.05, 1)};
+  RuntimeOptions policy = cpu_devices(1, 0);
+  policy.policy = "shortest";
+  CHECK_THROWS_WITH_AS(run(jobs, policy), doctest::Contains("shortest"), Error);
+  RuntimeOptions twice = cpu_devices(1, 0);
+  twice.devices.push_back({Device::cpu(0), 0});
+  CHECK_THROWS_WITH_AS(run(jobs, twice), doctest::Contains("listed twice"), Error);
+  RuntimeOptions host;
+  host.devices = {{Device::host(), 0}};
+  CHECK_THROWS_WITH_AS(run(jobs, host), doctest::Contains("cannot run tasks"), Error);
+  RuntimeOptions gpu;
+  gpu.devices = {{Device::cuda(cuda::device_count()), 0}};
+  CHECK_THROWS_WITH_AS(run(jobs, gpu), doctest::Contains("no CUDA device"), Error);
+}
