@@ -162,6 +162,22 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
         self->send(scheduler, pull_atom::value, cfg.index, 1);
         advance();
       },
+      [&](steal_atom) {
+        // The scheduler wants a task back for an idle device: give the newest queued one whose
+        // state is not being copied right now (a finished prefetch is dropped).
+        TaskPtr given;
+        for (auto it = queue.rbegin(); it != queue.rend(); ++it) {
+          HeldPtr h = *it;
+          if (h->load_started && !h->load_done) continue;
+          given = h->task;
+          given->load_start = given->load_end = 0;
+          given->load_bytes = 0;
+          queue.erase(std::next(it).base());
+          break;
+        }
+        self->send(scheduler, stolen_atom::value, cfg.index, given);
+        advance();
+      },
       [&](stop_atom) {
         // Tasks still held are abandoned: the run is over.
         stopping = true;

@@ -5,7 +5,8 @@
 // lookahead), and each finished task hands a slot back. A task received while another runs is
 // loaded at once on the device's helper thread (CopyEngine) so the transfer overlaps the running
 // task's compute (double buffering). Every exception is caught per task and reported in the
-// task's `error`: the device survives and keeps serving other jobs.
+// task's `error`: the device survives and keeps serving other jobs. Asked to (steal_atom), it
+// gives a queued task it has not started back to the scheduler for an idle device.
 #include <caf/all.hpp>
 
 #include <cstddef>

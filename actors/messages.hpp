@@ -24,6 +24,8 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;      // runtime -> devi
 using stats_atom = caf::atom_constant<caf::atom("stats")>;    // -> scheduler: counters
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;  // copy thread -> device
 using computed_atom = caf::atom_constant<caf::atom("computed")>;  // compute thread -> device
+using steal_atom = caf::atom_constant<caf::atom("steal")>;        // scheduler -> busy device
+using stolen_atom = caf::atom_constant<caf::atom("stolen")>;      // device -> scheduler
 using config_atom = caf::atom_constant<caf::atom("config")>;      // job -> optimizer
 using clip_atom = caf::atom_constant<caf::atom("clip")>;          // job -> optimizer
 using stepped_atom = caf::atom_constant<caf::atom("stepped")>;    // job -> optimizer
@@ -66,6 +68,8 @@ struct SchedulerStats {
   // after every event the scheduler handles. The scheduler's invariant is that this stays 0.
   std::uint64_t idle_while_ready = 0;
   std::uint64_t max_ready = 0;
+  // Tasks taken back from a busy device's lookahead slot for a device that went idle.
+  std::uint64_t stolen = 0, steal_attempts = 0;
   std::string policy;
 };
 

@@ -16,12 +16,14 @@ struct DeviceSlot {
   int credits = 0;                  // tasks it asked for and has not been sent
   int inflight = 0;                 // tasks sent and not finished
   std::uint64_t last_dispatch = 0;  // dispatch counter value when it last got a task
+  bool steal_pending = false;       // asked to give back a queued task
 };
 
 struct Waiting {
   TaskPtr task;
   caf::response_promise promise;
   int device = -1;  // the device it was sent to (-1: still in the ready queue)
+  std::uint64_t ready_seq = 0;
 };
 
 struct SchedulerState {
@@ -65,12 +67,53 @@ struct SchedulerState {
     }
     for (const DeviceSlot& s : devices)
       if (s.actor && s.inflight == 0 && !ready.empty()) ++stats.idle_while_ready;
+    if (ready.empty()) steal(self);
     // Without any device left, nothing can run: fail what waits instead of hanging.
     if (!ready.empty() && devices_lost > 0 && live_devices() == 0) {
       for (const ReadyTask& rt : ready)
         fail(rt.id, "no device left to run it");
       ready.clear();
     }
+  }
+
+  // A device is idle while another holds a task it has not started (its lookahead slot): ask
+  // that device to give the task back so the idle one runs it now.
+  void steal(caf::event_based_actor* self) {
+    int idle = 0;
+    for (const DeviceSlot& s : devices)
+      idle += (s.actor && s.inflight == 0) ? 1 : 0;
+    for (DeviceSlot& s : devices) {
+      if (idle == 0) return;
+      if (!s.actor || s.inflight < 2 || s.steal_pending) continue;
+      s.steal_pending = true;
+      ++stats.steal_attempts;
+      self->send(s.actor, steal_atom::value);
+      --idle;
+    }
+  }
+
+  void stolen(caf::event_based_actor* self, int device, TaskPtr t) {
+    if (device < 0 || device >= static_cast<int>(devices.size())) return;
+    DeviceSlot& s = devices[device];
+    s.steal_pending = false;
+    if (t) {
+      auto it = waiting.find(t->id);
+      if (it != waiting.end()) {
+        --s.inflight;
+        ++s.credits;
+        ++stats.stolen;
+        it->second.device = -1;
+        ReadyTask rt;
+        rt.id = t->id;
+        rt.job = t->state->job;
+        rt.shard = t->state->shard;
+        rt.kind = t->kind;
+        rt.ready_seq = it->second.ready_seq;
+        rt.last_device = t->state->last_device;
+        ready.insert(ready.begin(), rt);
+      }
+    }
+    dispatch(self);
   }
 
   int live_devices() const {
@@ -145,7 +188,7 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         rt.kind = t->kind;
         rt.ready_seq = st->next_seq++;
         rt.last_device = t->state->last_device;
-        st->waiting.emplace(t->id, Waiting{t, rp});
+        st->waiting.emplace(t->id, Waiting{t, rp, -1, rt.ready_seq});
         st->ready.push_back(rt);
         st->stats.max_ready = std::max<std::uint64_t>(st->stats.max_ready, st->ready.size());
         st->dispatch(self);
@@ -180,6 +223,7 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         }
         st->dispatch(self);
       },
+      [self, st](stolen_atom, int device, TaskPtr& t) { st->stolen(self, device, t); },
       [st](stats_atom) { return st->stats; },
   };
 }

@@ -10,7 +10,13 @@
 //   (submit_atom, TaskPtr)     -> TaskPtr   the same task, run (its `error` says if it failed)
 //   (pull_atom, int dev, int n)             device `dev` (the sender) can take n more tasks
 //   (done_atom, TaskPtr)                    from a device: the task finished
+//   (stolen_atom, int dev, TaskPtr)        answer to (steal_atom): a task device `dev` gave back
+//                                          from its lookahead slot (null: none it could give)
 //   (stats_atom)               -> SchedulerStats
+//
+// Work stealing: when a device is idle, nothing is ready, and another device holds a task it has
+// not started (lookahead), the scheduler sends that device (steal_atom); it gives the task back
+// unless its state is being copied at that moment, and the task then runs on the idle device.
 #include <caf/all.hpp>
 
 #include <memory>

@@ -91,11 +91,15 @@ void print_utilisation(const char* what, const RunReport& r) {
   std::printf("%s: %.2f s, utilisation", what, r.seconds);
   for (const auto& [dev, u] : r.utilisation)
     std::printf("  %s %.1f%%", dev.c_str(), 100.0 * u);
-  std::printf("  (to idle %llu, lookahead %llu, prefetched %llu, idle-while-ready %llu)\n",
-              static_cast<unsigned long long>(r.scheduler.dispatched_to_idle),
-              static_cast<unsigned long long>(r.scheduler.dispatched_lookahead),
-              static_cast<unsigned long long>(r.scheduler.prefetched),
-              static_cast<unsigned long long>(r.scheduler.idle_while_ready));
+  std::printf(
+      "  (to idle %llu, lookahead %llu, prefetched %llu, stolen %llu of %llu, "
+      "idle-while-ready %llu)\n",
+      static_cast<unsigned long long>(r.scheduler.dispatched_to_idle),
+      static_cast<unsigned long long>(r.scheduler.dispatched_lookahead),
+      static_cast<unsigned long long>(r.scheduler.prefetched),
+      static_cast<unsigned long long>(r.scheduler.stolen),
+      static_cast<unsigned long long>(r.scheduler.steal_attempts),
+      static_cast<unsigned long long>(r.scheduler.idle_while_ready));
 }
 
 // Identity that allocates a buffer of `bytes` on the device in every forward but reports
