@@ -33,6 +33,7 @@ class Resident {
       home_values_.push_back(p.value);
       home_grads_.push_back(p.grad);
       home_states_.push_back(p.state);
+      home_steps_.push_back(p.step);
       p.value = l.values[i];
       if (l.grads[i].defined()) p.grad = l.grads[i];
       if (!l.states[i].empty() || p.state.empty()) p.state = l.states[i];
@@ -44,8 +45,11 @@ class Resident {
       p.value = home_values_[i];
       p.grad = home_grads_[i];
       p.state = home_states_[i];
+      if (!committed_) p.step = home_steps_[i];  // a failed task applied no update
     }
   }
+  // The task succeeded: its optimizer steps count.
+  void commit() { committed_ = true; }
   Resident(const Resident&) = delete;
   Resident& operator=(const Resident&) = delete;
 
@@ -85,6 +89,8 @@ class Resident {
   LoadedShard& loaded_;
   std::vector<Tensor> home_values_, home_grads_;
   std::vector<std::vector<Tensor>> home_states_;
+  std::vector<std::int64_t> home_steps_;
+  bool committed_ = false;
 };
 
 bool starts_with_loss_error(const std::string& what, const char* tail) {
@@ -215,6 +221,7 @@ void execute_task(ShardTask& t, LoadedShard& l, ExecContext& ctx, Stream& copy,
   }
   copy.synchronize();
   t.store_bytes = stored;
+  resident.commit();
 }
 
 }  // namespace hydra::actors
