@@ -88,7 +88,7 @@ class Flags {
   // A free-form string flag (a path, a prompt); `non_empty` rejects "".
   void add_string(const std::string& name, std::string* target, const std::string& metavar,
                   const std::string& help, bool non_empty = true) {
-    add(name, metavar, help, *target, [=](const std::string& v) {
+    add(name, metavar, help, target->empty() ? "" : "'" + *target + "'", [=](const std::string& v) {
       if (non_empty && v.empty()) throw UsageError(name + ": expected a non-empty " + metavar);
       *target = v;
     });
