@@ -9,7 +9,7 @@
 //   examples/data/fetch_fashion_mnist.sh                  # once: the dataset into .data/
 //   build/examples/train_larger_than_device               # ~147 MB model on 2 x 48 MiB devices
 //   build/examples/train_larger_than_device --quick       # smoke run (< 20 s)
-//   build/examples/train_larger_than_device --width 2048 --depth 4 --device-memory 80
+//   build/examples/train_larger_than_device --devices 3 --device-memory 32 --width 768 --depth 12
 //
 // Reports (trace.json for https://ui.perfetto.dev, gantt.svg, curves, CSVs) go to --out
 // (default runs/larger_than_device).
