@@ -1,0 +1,98 @@
+#pragma once
+// Measured costs of shard tasks and transfers for the execution simulator (FlexFlow-style):
+// every distinct shard task is run for real once per device kind through the kernels API and its
+// median time cached, keyed by a structural signature of the shard (layer names, input shape,
+// dtype, device kind, whether it ends the model, optimizer), in memory and optionally in a JSON
+// file. Transfers cost latency + bytes / bandwidth per link kind (host <-> cpu:N memcpy and
+// pinned host <-> cuda:N copies measured, a configured default for CUDA without a GPU).
+//
+// Measure with the BLAS thread setting the run uses (the actor runtime sets one OpenBLAS thread
+// per call). Not thread-safe.
+#include <cstddef>
+#include <map>
+#include <string>
+
+#include "kernels/model.hpp"
+#include "kernels/optim/optimizer.hpp"
+
+namespace hydra {
+
+// One shard for one minibatch: seconds of each task as the actor runtime splits them, and the
+// bytes its loads and stores move.
+struct ShardCost {
+  double forward = 0;   // training forward, softmax cross-entropy fused when the shard is last
+  double eval = 0;      // evaluation forward (loss without gradient when last)
+  double backward = 0;  // backward alone (zeroed gradients, no optimizer step)
+  double update = 0;    // optimizer step over the shard's parameters
+  std::size_t value_bytes = 0;   // parameter values (gradients have the same size)
+  std::size_t state_bytes = 0;   // optimizer state after a step
+  std::size_t stash_bytes = 0;   // tensors a training forward stashes (as the runtime counts)
+  std::size_t input_bytes = 0;   // the shard's input for one minibatch
+  std::size_t output_bytes = 0;  // its output (the logits when last; dlogits is the same size)
+  std::size_t label_bytes = 0;   // labels (last shard)
+  double forward_flops = 0;
+};
+
+// Cost of one copy between home memory and a device.
+struct LinkCost {
+  double latency = 0;       // seconds per copy
+  double bandwidth = 1e10;  // bytes per second
+  double seconds(std::size_t bytes) const {
+    return bytes == 0 ? 0.0 : latency + static_cast<double>(bytes) / bandwidth;
+  }
+};
+
+class CostModel {
+ public:
+  struct Options {
+    int warmup = 1;   // untimed runs before measuring
+    int repeats = 5;  // timed runs; the median is kept
+    // host <-> cuda:N when no GPU can be measured here.
+    LinkCost default_cuda_link{1e-5, 12e9};
+  };
+  CostModel();
+  explicit CostModel(Options options);
+
+  // Layer names of [begin, end), input shape, dtype, device kind, last-shard flag, optimizer.
+  static std::string signature(const Model& model, std::size_t begin, std::size_t end,
+                               const Shape& input, DType dtype, DeviceKind device, bool last,
+                               const std::string& optimizer);
+
+  // The cost of layers [begin, end) of `model` with input `input` (batch first) on `device`,
+  // measured on first use (the model is moved to `device` and its parameters and `optimizer`'s
+  // state change), cached under its signature afterwards.
+  const ShardCost& shard(Model& model, std::size_t begin, std::size_t end, const Shape& input,
+                         Optimizer& optimizer, Device device, DType dtype = DType::f32);
+  // Cached cost for a signature, or null.
+  const ShardCost* find(const std::string& signature) const;
+  void set(const std::string& signature, const ShardCost& cost);
+
+  // host <-> device copies: measured once per device kind (cpu: memcpy into the cpu:N pool;
+  // cuda: pinned copies when a GPU exists, else Options::default_cuda_link).
+  LinkCost link(Device device);
+  void set_link(DeviceKind kind, LinkCost cost);
+
+  // How many cores `threads` concurrent CPU-bound threads get right now, from the time of a fixed
+  // workload on one thread and on `threads` at once: threads x t1 / t_threads, in [1, threads].
+  // On a machine shared with other work this is below the core count (SimOptions::cpu_cores).
+  static double host_parallelism(int threads);
+
+  std::size_t size() const { return shards_.size(); }
+  std::size_t measurements() const { return measured_; }  // shard measurements actually run
+
+  // JSON: {"shards": {signature: {...}}, "links": {"cpu": {...}}}. load() merges into the cache;
+  // both throw hydra::Error on I/O or format errors.
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+
+ private:
+  ShardCost measure(Model& model, std::size_t begin, std::size_t end, const Shape& input,
+                    Optimizer& optimizer, Device device, DType dtype) const;
+  LinkCost measure_link(Device device) const;
+  Options options_;
+  std::map<std::string, ShardCost> shards_;
+  std::map<std::string, LinkCost> links_;  // by device kind name
+  std::size_t measured_ = 0;
+};
+
+}  // namespace hydra

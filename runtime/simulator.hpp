@@ -1,0 +1,105 @@
+#pragma once
+// A discrete-event simulator of a whole multi-model run as the actor runtime (actors/) performs
+// it, driven by measured task costs (runtime/cost_model.hpp), to predict per-job end times, the
+// makespan and per-device utilisation of a plan without running it, and to compare plans
+// (policies, shard counts, device counts) in seconds even for hundreds of devices and jobs.
+//
+// What is modelled, following actors/training_program.cpp, scheduler_actor.cpp, device_actor.cpp
+// and task_execution.cpp:
+//   * each job runs its tasks one at a time: per step forward 0..S-1 (loss fused in the last),
+//     backward S-1..0 (optimizer update fused, or separate update tasks 0..S-1 when the job clips
+//     gradients), evaluation passes (eval forwards over the validation batches) every eval_every
+//     steps and once at the end unless the last step just validated; a task becomes ready
+//     `submit_latency` after the previous one of its job finished (actor messaging);
+//   * the scheduler dispatches whenever a device has a free slot (slots = 1 running + lookahead)
+//     and a task is ready: to the device with the fewest tasks, then least recently given work;
+//     which ready task it gets is chosen by the same SchedulingPolicy (make_policy) over a
+//     TaskEstimator refined with the simulated task times, as the real scheduler refines its
+//     estimates; work stealing gives a device's queued task that is not being copied to an idle
+//     device when nothing is ready;
+//   * a device loads a task's state (parameter values; for backward the stash, the output
+//     gradient and, with a fused update, the optimizer state; for update gradients and state)
+//     on its copy thread as soon as it receives it, one load at a time, overlapping the running
+//     task; it computes one task at a time once its load is done; the store of what the task
+//     changed (activations and stash after forward, the input gradient and values + state or
+//     gradients after backward, values + state after update) follows the compute on the compute
+//     thread, and the slot is handed back after it. Copies cost LinkCost latency + bytes /
+//     bandwidth per category of tensors;
+//   * optionally CPU devices share `cpu_cores` cores: a compute that starts while n CPU devices
+//     compute runs max(1, n / cpu_cores) times longer (virtual CPU devices on a small machine).
+// Not modelled: data loading and job setup before the first task, OOM retries, CAF's own
+// scheduling threads, memory (the partition is assumed to fit).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/cost_model.hpp"
+#include "runtime/partitioner.hpp"
+#include "runtime/trace.hpp"
+
+namespace hydra {
+
+// One job of the plan: its shards' costs on the devices' kind, and how long it trains.
+struct SimJob {
+  std::string name;
+  std::vector<ShardCost> shards;  // in order; at least one
+  std::int64_t steps = 1;         // training steps (batches per epoch x epochs, or max_steps)
+  std::int64_t eval_every = 0;    // steps between validations; 0: once at the end
+  std::int64_t eval_batches = 0;  // validation minibatches per pass; 0: no evaluation tasks
+  bool clip = false;              // gradient clipping: separate update tasks after backward
+};
+
+struct SimDevice {
+  std::string name = "cpu:0";
+  DeviceKind kind = DeviceKind::cpu;
+  LinkCost link;       // home <-> device copies
+  double speed = 1.0;  // compute seconds are divided by this (1: the kind the costs came from)
+  int slots = 2;       // tasks held at once: 1 running + lookahead (actors::DeviceConfig::slots)
+};
+
+struct SimOptions {
+  std::string policy = "lrtf";  // make_policy: "lrtf", "fifo", "random"
+  std::uint64_t policy_seed = 0;
+  double submit_latency = 0;  // seconds from a task's end to its job's next task being ready
+  double cpu_cores = 0;       // > 0: CPU devices share this many cores (see above)
+  bool work_stealing = true;
+  bool trace = false;              // record every load, compute and store in SimResult::trace
+  double flops_per_second = 1e10;  // the estimator's assumed speed before a task was simulated
+};
+
+struct SimResult {
+  double makespan = 0;               // end of the last job (the run starts at 0)
+  std::vector<double> job_end;       // per job, in the order given
+  std::vector<std::string> devices;  // names, by index
+  std::vector<double> busy_seconds;  // compute (forward/backward/update/eval) per device
+  std::vector<std::pair<std::string, double>> utilisation;  // busy_seconds / makespan
+  std::vector<TraceEvent> trace;                            // when SimOptions::trace
+  std::uint64_t tasks = 0, stolen = 0, prefetched = 0;
+  std::uint64_t events = 0;  // simulation events processed
+};
+
+// Simulates the plan. Throws hydra::Error on no devices, a job without shards or an unknown
+// policy.
+SimResult simulate(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
+                   const SimOptions& options = {});
+
+// max(device work / devices, the longest job's chain of tasks): no schedule on these devices
+// can finish sooner (devices of speed 1 assumed).
+double makespan_lower_bound(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
+                            const SimOptions& options = {});
+
+// Copies a simulated schedule into `trace` (chrome_json, utilisation and the Gantt writer then
+// show it like a real run's).
+void add_to_trace(const SimResult& result, Trace& trace);
+
+// A SimJob for `model` trained on minibatches of shape `input` (batch first): cut by
+// hydra::partition with `options`, each shard measured (or found cached) in `costs` on
+// `device` with `optimizer`. The model is moved to `device` and its parameters change. The
+// caller sets steps, eval_every, eval_batches and clip.
+SimJob make_sim_job(const std::string& name, Model& model, const Shape& input,
+                    const PartitionOptions& options, Optimizer& optimizer, Device device,
+                    CostModel& costs);
+
+}  // namespace hydra
