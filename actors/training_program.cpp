@@ -39,7 +39,7 @@ void JobContext::show_progress(const std::string& status) {
   const std::int64_t batches =
       (train_data().size() + spec().batch_size - 1) / std::max<std::int64_t>(1, spec().batch_size);
   if (batches > 0) {
-    p.epoch = 1 + step_ / batches;
+    p.epoch = 1 + std::max<std::int64_t>(0, step_ - 1) / batches;  // the epoch of the last step
     p.epochs = (total_steps() + batches - 1) / batches;
   }
   p.step = step_;
