@@ -21,7 +21,8 @@ std::string cat(const Ts&... parts) {
 constexpr std::size_t kKinds = 3;
 std::size_t kind_index(TaskKind k) {
   const auto i = static_cast<std::size_t>(k);
-  check(i < kKinds, cat("TaskEstimator: unknown task kind ", i));
+  // The message is built only on failure: this runs for every estimate a policy asks for.
+  if (i >= kKinds) throw Error(cat("TaskEstimator: unknown task kind ", i));
   return i;
 }
 }  // namespace
@@ -113,9 +114,9 @@ double TaskEstimator::remaining_seconds(int job) const {
 
 void TaskEstimator::record(int job, int shard, TaskKind kind, double seconds) {
   check_shard(job, shard);
-  check(std::isfinite(seconds) && seconds >= 0,
-        cat("TaskEstimator: measured duration of job ", job, " shard ", shard, " ",
-            task_kind_name(kind), " must be >= 0 and finite, got ", seconds));
+  if (!(std::isfinite(seconds) && seconds >= 0))
+    throw Error(cat("TaskEstimator: measured duration of job ", job, " shard ", shard, " ",
+                    task_kind_name(kind), " must be >= 0 and finite, got ", seconds));
   Job& j = job_at(job);
   const std::size_t k = kind_index(kind);
   Estimate& e = j.tasks[static_cast<std::size_t>(shard)][k];
