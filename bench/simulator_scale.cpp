@@ -1,0 +1,104 @@
+// Simulated makespan of large plans: 8, 64 and 512 devices with 12 to 1000 jobs of mixed sizes
+// under the lrtf, fifo and random policies, beside the lower bound max(total work / devices,
+// longest job), with the simulation's wall time. Task costs are synthetic (a GPU-like device:
+// milliseconds per shard task, 25 GB/s links), so no device is needed.
+//
+//   simulator_scale [--quick]
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/random.hpp"
+#include "runtime/simulator.hpp"
+
+using namespace hydra;
+
+namespace {
+
+std::string numbered(const char* prefix, long long i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
+// Job i: 1 to 8 shards, 0.5 to 8 ms forwards, 20 to 200 steps, a few MB per shard.
+std::vector<SimJob> make_jobs(int n, std::uint64_t seed) {
+  std::vector<SimJob> jobs;
+  for (int i = 0; i < n; ++i) {
+    const auto u = [&](int k) { return uniform01(seed, static_cast<std::uint64_t>(i * 8 + k)); };
+    SimJob j;
+    j.name = numbered("job", i);
+    const int shards = 1 + static_cast<int>(u(0) * 8);
+    const double fwd = 0.5e-3 + 7.5e-3 * u(1) * u(1);
+    for (int s = 0; s < shards; ++s) {
+      ShardCost c;
+      c.forward = fwd;
+      c.eval = 0.5 * fwd;
+      c.backward = 2 * fwd;
+      c.update = 0.1 * fwd;
+      c.value_bytes = static_cast<std::size_t>((1 + 63 * u(2)) * (1 << 20));
+      c.state_bytes = 2 * c.value_bytes;
+      c.stash_bytes = c.value_bytes / 2;
+      c.input_bytes = c.output_bytes = 1 << 20;
+      c.label_bytes = 1 << 10;
+      c.forward_flops = fwd * 1e13;
+      j.shards.push_back(c);
+    }
+    j.steps = 20 + static_cast<std::int64_t>(180 * u(3));
+    j.eval_batches = 4;
+    j.eval_every = 50;
+    jobs.push_back(j);
+  }
+  return jobs;
+}
+
+std::vector<SimDevice> make_devices(int n) {
+  std::vector<SimDevice> out;
+  for (int i = 0; i < n; ++i) {
+    SimDevice d;
+    d.name = numbered("cuda:", i);
+    d.kind = DeviceKind::cuda;
+    d.link = {1e-5, 25e9};
+    out.push_back(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  struct Case {
+    int devices, jobs;
+  };
+  std::vector<Case> cases = {{8, 12}, {8, 100}, {64, 100}, {64, 500}, {512, 1000}};
+  if (quick) cases = {{8, 12}, {64, 100}};
+  std::printf("%8s %6s %8s %10s %12s %12s %8s %10s %8s\n", "devices", "jobs", "policy", "tasks",
+              "makespan s", "lower bd s", "ratio", "mean util", "wall s");
+  for (const Case& c : cases) {
+    const std::vector<SimJob> jobs = make_jobs(c.jobs, 17);
+    const std::vector<SimDevice> devices = make_devices(c.devices);
+    for (const char* policy : {"lrtf", "fifo", "random"}) {
+      SimOptions o;
+      o.policy = policy;
+      o.policy_seed = 1;
+      o.submit_latency = 50e-6;
+      const auto t0 = std::chrono::steady_clock::now();
+      const SimResult r = simulate(jobs, devices, o);
+      const double wall =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double lb = makespan_lower_bound(jobs, devices, o);
+      double util = 0;
+      for (const auto& [name, u] : r.utilisation)
+        util += u;
+      util /= static_cast<double>(r.utilisation.size());
+      std::printf("%8d %6d %8s %10llu %12.2f %12.2f %8.3f %9.1f%% %8.2f\n", c.devices, c.jobs,
+                  policy, static_cast<unsigned long long>(r.tasks), r.makespan, lb, r.makespan / lb,
+                  100 * util, wall);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
