@@ -34,7 +34,10 @@ struct CopyList {
   }
 };
 
-Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, const SimDevice& dev) {
+// `first_step`: the optimizer has no state yet (it is created by the first update), so there is
+// none to load.
+Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, bool first_step,
+              const SimDevice& dev) {
   const ShardCost& c = job.shards[static_cast<std::size_t>(shard)];
   const bool last = shard + 1 == static_cast<int>(job.shards.size());
   const bool fused = !job.clip;
@@ -52,7 +55,7 @@ Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, const 
     }
   } else if (kind == TaskKind::backward) {
     load.add(c.value_bytes);
-    if (fused) load.add(c.state_bytes);
+    if (fused && !first_step) load.add(c.state_bytes);
     load.add(c.stash_bytes);
     load.add(c.output_bytes);  // d(output), or the last shard's dlogits
     p.compute = c.backward + (fused ? c.update : 0.0);
@@ -66,7 +69,7 @@ Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, const 
   } else {
     load.add(c.value_bytes);
     load.add(c.value_bytes);  // gradients
-    load.add(c.state_bytes);
+    if (!first_step) load.add(c.state_bytes);
     p.compute = c.update;
     store.add(c.value_bytes);
     store.add(c.state_bytes);
@@ -406,7 +409,7 @@ class Simulation {
     SimTask& t = tasks_[static_cast<std::size_t>(job)];
     const JobRun& r = runs_[static_cast<std::size_t>(job)];
     t.device = d;
-    t.ph = phases(jobs_[static_cast<std::size_t>(job)], r.shard, r.kind, r.training,
+    t.ph = phases(jobs_[static_cast<std::size_t>(job)], r.shard, r.kind, r.training, r.step == 0,
                   devices_[static_cast<std::size_t>(d)]);
     t.overlapped = v.running >= 0 || !v.queue.empty();
     v.queue.push_back(job);
@@ -530,7 +533,7 @@ double makespan_lower_bound(const std::vector<SimJob>& jobs, const std::vector<S
     double device_time = 0, chain = 0;
     std::int64_t tasks = 0;
     auto add = [&](int s, TaskKind k, bool training, std::int64_t times) {
-      const Phases p = phases(j, s, k, training, dev);
+      const Phases p = phases(j, s, k, training, true, dev);  // fewest bytes: a lower bound
       device_time += static_cast<double>(times) * (p.compute + p.store);
       chain += static_cast<double>(times) * (p.load + p.compute + p.store);
       tasks += times;

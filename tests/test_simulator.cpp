@@ -338,6 +338,45 @@ TEST_CASE("cost model: measures a shard once and caches it by structure in memor
   std::filesystem::remove(path);
 }
 
+TEST_CASE("simulator: a run's tasks and transferred bytes match the actor runtime's trace") {
+  set_blas_threads(1);
+  CostModel::Options co;
+  co.warmup = 0;
+  co.repeats = 1;
+  CostModel costs(co);
+  std::vector<JobSpec> jobs = {mlp("two", 96, 2, 5, 2), mlp("three", 64, 3, 4, 3, true),
+                               mlp("one", 128, 1, 6, 1)};
+  jobs[0].eval_every = 2;  // after steps 2 and 4, and at the end
+  jobs[1].clip_grad_norm = 0.5;
+  RuntimeOptions o;
+  o.devices = {{Device::cpu(0), 0}, {Device::cpu(1), 0}};
+  const RunReport r = run(jobs, o);
+  std::vector<SimJob> sim_jobs;
+  for (const JobSpec& j : jobs)
+    sim_jobs.push_back(to_sim_job(j, SIZE_MAX / 4, 0, costs));
+  SimOptions so;
+  so.trace = true;
+  const SimResult s = simulate(sim_jobs, sim_devices(2, {1e-6, 1e10}), so);
+  using Key = std::tuple<std::string, int, std::string>;
+  std::map<Key, int> real_n, sim_n;
+  std::map<Key, std::size_t> real_bytes, sim_bytes;
+  for (const TraceEvent& e : r.trace) {
+    ++real_n[{e.job, e.shard, e.kind}];
+    real_bytes[{e.job, e.shard, e.kind}] += e.bytes;
+  }
+  for (const TraceEvent& e : s.trace) {
+    ++sim_n[{e.job, e.shard, e.kind}];
+    sim_bytes[{e.job, e.shard, e.kind}] += e.bytes;
+  }
+  for (const auto& [k, n] : real_n) {
+    const auto& [job, shard, kind] = k;
+    INFO(job << " shard " << shard << " " << kind);
+    if (is_compute_kind(kind)) CHECK(sim_n[k] == n);
+    CHECK(sim_bytes[k] == real_bytes[k]);
+  }
+  CHECK(sim_n.size() == real_n.size());
+}
+
 TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU devices") {
   set_blas_threads(1);
   CostModel costs;
