@@ -1,6 +1,6 @@
 #include "kernels/backend.hpp"
 
-#include "runtime/cuda_api.hpp"
+#include "kernels/core/cuda_api.hpp"
 
 #ifdef HYDRA_WITH_CUDA
 #include "kernels/cuda/cuda_backend.hpp"
@@ -20,8 +20,12 @@ Backend& backend_for(Device device) {
 #endif
 }
 
-Backend& ExecContext::backend() const { return backend_for(device); }
+Backend& ExecContext::backend() const {
+  return backend_for(device);
+}
 
-ExecContext ExecContext::on(Device device) { return ExecContext{device, &default_stream(device)}; }
+ExecContext ExecContext::on(Device device) {
+  return ExecContext{device, &default_stream(device)};
+}
 
 }  // namespace hydra

@@ -13,8 +13,8 @@
 //    otherwise the output is overwritten.
 #include <cstdint>
 
+#include "kernels/core/tensor.hpp"
 #include "kernels/exec_context.hpp"
-#include "runtime/tensor.hpp"
 
 namespace hydra {
 
@@ -80,7 +80,7 @@ class Backend {
   virtual void add(Tensor& out, const Tensor& a, const Tensor& b, ExecContext& ctx) = 0;  // a + b
   virtual void mul(Tensor& out, const Tensor& a, const Tensor& b, ExecContext& ctx) = 0;  // a * b
   virtual void axpy(Tensor& y, double alpha, const Tensor& x, ExecContext& ctx) = 0;  // y += a*x
-  virtual void scale(Tensor& x, double alpha, ExecContext& ctx) = 0;                 // x *= a
+  virtual void scale(Tensor& x, double alpha, ExecContext& ctx) = 0;                  // x *= a
   virtual double sum(const Tensor& x, ExecContext& ctx) = 0;
   virtual double sum_squares(const Tensor& x, ExecContext& ctx) = 0;
   // out[a, c, b, d] = in[a, b, c, d]; shapes given by `in` (4-d) and `out`.
@@ -163,8 +163,8 @@ class Backend {
                                   const Pool2dDesc& d, ExecContext& ctx) = 0;
 
   // --- optimizers (state tensors have the parameter's shape and dtype) ---
-  virtual void sgd_step(Tensor& param, const Tensor& grad, Tensor& momentum_buf,
-                        const SgdStep& s, ExecContext& ctx) = 0;
+  virtual void sgd_step(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const SgdStep& s,
+                        ExecContext& ctx) = 0;
   virtual void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                           const AdamWStep& s, ExecContext& ctx) = 0;
 };

@@ -2,8 +2,8 @@
 // Where and how a kernel runs: the device, the stream its work is queued on, and the backend.
 #include <cstdint>
 
-#include "runtime/device.hpp"
-#include "runtime/stream.hpp"
+#include "kernels/core/device.hpp"
+#include "kernels/core/stream.hpp"
 
 namespace hydra {
 

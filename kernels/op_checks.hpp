@@ -3,8 +3,8 @@
 #include <initializer_list>
 #include <string>
 
+#include "kernels/core/tensor.hpp"
 #include "kernels/exec_context.hpp"
-#include "runtime/tensor.hpp"
 
 namespace hydra::op_checks {
 

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "kernels/core/stream.hpp"
+#include "kernels/core/tensor.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/random.hpp"
-#include "runtime/stream.hpp"
-#include "runtime/tensor.hpp"
 
 using namespace hydra;
 

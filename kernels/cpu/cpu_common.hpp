@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "kernels/core/tensor.hpp"
 #include "kernels/exec_context.hpp"
 #include "kernels/op_checks.hpp"
-#include "runtime/tensor.hpp"
 
 namespace hydra::cpu {
 
