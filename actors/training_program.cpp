@@ -1,5 +1,6 @@
 #include "actors/training_program.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -30,6 +31,13 @@ JobResult& JobContext::result() {
   return parts_.result;
 }
 
+std::int64_t displayed_epoch(std::int64_t step, std::int64_t batches_per_epoch,
+                             std::int64_t epochs) {
+  if (batches_per_epoch <= 0) return 0;
+  const std::int64_t e = 1 + std::max<std::int64_t>(0, step - 1) / batches_per_epoch;
+  return epochs > 0 ? std::min(e, epochs) : e;
+}
+
 void JobContext::show_progress(const std::string& status) {
   if (!parts_.setup.progress) return;
   const JobResult& r = parts_.result;
@@ -39,8 +47,8 @@ void JobContext::show_progress(const std::string& status) {
   const std::int64_t batches =
       (train_data().size() + spec().batch_size - 1) / std::max<std::int64_t>(1, spec().batch_size);
   if (batches > 0) {
-    p.epoch = 1 + std::max<std::int64_t>(0, step_ - 1) / batches;  // the epoch of the last step
     p.epochs = (total_steps() + batches - 1) / batches;
+    p.epoch = displayed_epoch(step_, batches, p.epochs);
   }
   p.step = step_;
   p.total_steps = total_steps();

@@ -69,6 +69,12 @@ class JobContext {
   std::int64_t step_ = 0;
 };
 
+// The epoch (from 1) the live progress display shows after `step` training steps of
+// `batches_per_epoch` batches each: the epoch of the last step run (1 before any step), never
+// more than `epochs` (the job's last epoch; <= 0: no cap). 0 when batches_per_epoch <= 0.
+std::int64_t displayed_epoch(std::int64_t step, std::int64_t batches_per_epoch,
+                             std::int64_t epochs);
+
 // The default program: epochs (or max_steps) of train_step over a seeded-shuffle DataLoader,
 // validate() every eval_every steps and at the end.
 Task<void> default_training_program(JobContext& job);

@@ -554,3 +554,20 @@ TEST_CASE("actors: bad runtime options are rejected with clear errors") {
   gpu.devices = {{Device::cuda(cuda::device_count()), 0}};
   CHECK_THROWS_WITH_AS(run(jobs, gpu), doctest::Contains("no CUDA device"), Error);
 }
+
+TEST_CASE("actors: the progress display shows the epoch of the last step and never more epochs") {
+  // 2 epochs of 6 batches: after the last step the display shows epoch 2 of 2 (not 3 of 2).
+  CHECK(actors::displayed_epoch(0, 6, 2) == 1);
+  CHECK(actors::displayed_epoch(1, 6, 2) == 1);
+  CHECK(actors::displayed_epoch(6, 6, 2) == 1);
+  CHECK(actors::displayed_epoch(7, 6, 2) == 2);
+  CHECK(actors::displayed_epoch(12, 6, 2) == 2);
+  // Never past the job's last epoch, whatever the step count says.
+  CHECK(actors::displayed_epoch(13, 6, 2) == 2);
+  CHECK(actors::displayed_epoch(100, 6, 2) == 2);
+  // max_steps that ends inside an epoch: 14 steps of 6 batches are 3 epochs.
+  CHECK(actors::displayed_epoch(14, 6, 3) == 3);
+  // No cap when the epoch count is unknown, nothing without batches.
+  CHECK(actors::displayed_epoch(13, 6, 0) == 3);
+  CHECK(actors::displayed_epoch(5, 0, 2) == 0);
+}
