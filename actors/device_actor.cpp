@@ -1,5 +1,6 @@
 #include "actors/device_actor.hpp"
 
+#include <atomic>
 #include <deque>
 #include <optional>
 
@@ -13,9 +14,25 @@ namespace hydra::actors {
 
 namespace {
 
+// The state of a job's next shard, loaded ahead on a scheduler's hint before its task exists.
+// `loaded` and `start` are only touched on the copy thread.
+struct Prefetch {
+  TaskPtr hint;  // shard, kind and fuse_update of the announced task
+  std::unique_ptr<LoadedShard> loaded;
+  double start = 0, end = 0;
+  std::atomic<bool> cancelled{false};
+};
+using PrefetchPtr = std::shared_ptr<Prefetch>;
+
+bool same_work(const ShardTask& hint, const ShardTask& t) {
+  return hint.state == t.state && hint.kind == t.kind &&
+         (t.kind != TaskKind::backward || hint.fuse_update == t.fuse_update);
+}
+
 // A task held by the device, from receipt to completion.
 struct Held {
   TaskPtr task;
+  PrefetchPtr prefetch;  // its shard's state loaded ahead (claimed on the copy thread)
   bool load_started = false, load_done = false;
   bool overlapped = false;  // its load started while another task was computing or queued
   std::unique_ptr<LoadedShard> loaded;
@@ -38,16 +55,36 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
   HeldPtr running;            // computing
   bool oom_retried = false;   // the running task was already retried after dropping a prefetch
   CopyEngine copier(cfg.device), runner(cfg.device);
+  PrefetchPtr prefetch;  // hinted by the scheduler, not claimed by a task yet
 
   auto start_load = [&](const HeldPtr& h) {
     h->load_started = true;
     copier.submit([h, me, &cfg, &copy_stream, &clock] {
       ShardTask& t = *h->task;
       t.load_start = clock.now();
+      std::unique_ptr<LoadedShard> pre;
+      t.prefetch_hit = false;
+      t.prefetch_start = t.prefetch_end = 0;
+      t.prefetch_bytes = 0;
+      if (h->prefetch) {
+        pre = std::move(h->prefetch->loaded);
+        if (pre) {
+          t.prefetch_hit = true;
+          t.prefetch_start = h->prefetch->start;
+          t.prefetch_end = h->prefetch->end;
+          t.prefetch_bytes = pre->bytes;
+        }
+        h->prefetch.reset();
+      }
       try {
-        h->loaded = load_shard(t, cfg.device, copy_stream);
+        h->loaded = load_shard(t, cfg.device, copy_stream, std::move(pre));
         h->loaded->ready->synchronize();
-        t.load_bytes = h->loaded->bytes;
+        if (!h->loaded->prefetched) {  // not usable: everything was loaded now
+          t.prefetch_hit = false;
+          t.prefetch_start = t.prefetch_end = 0;
+          t.prefetch_bytes = 0;
+        }
+        t.load_bytes = h->loaded->bytes - t.prefetch_bytes;
       } catch (...) {
         h->load_error = std::current_exception();
         h->loaded.reset();
@@ -55,6 +92,33 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
       t.load_end = clock.now();
       caf::anon_send(me, loaded_atom::value, t.id);
     });
+  };
+  // Loads the hinted shard's state on the copy thread, after the loads queued before it.
+  auto start_prefetch = [&](const TaskPtr& hint) {
+    auto p = std::make_shared<Prefetch>();
+    p->hint = hint;
+    prefetch = p;
+    copier.submit([p, &cfg, &copy_stream, &clock] {
+      if (p->cancelled) return;
+      p->start = clock.now();
+      try {
+        p->loaded = prefetch_shard(*p->hint, cfg.device, copy_stream);
+      } catch (...) {
+        p->loaded.reset();  // out of memory: the task loads everything when it runs
+      }
+      p->end = clock.now();
+      if (p->cancelled) p->loaded.reset();
+    });
+  };
+  // Frees the unclaimed prefetch on the copy thread (after its load); `wait`: before returning.
+  auto cancel_prefetch = [&](bool wait) -> bool {
+    if (!prefetch) return false;
+    PrefetchPtr p = std::move(prefetch);
+    prefetch = nullptr;
+    p->cancelled = true;
+    auto done = copier.submit([p] { p->loaded.reset(); });
+    if (wait) done.wait();
+    return true;
   };
   auto shard_busy = [&](const HeldPtr& h) {
     if (running && running->task->state == h->task->state) return true;
@@ -78,6 +142,9 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
           } catch (const OutOfMemory&) {
             // Loaded while another task held memory: load again now that it is freed.
             h->load_error = nullptr;
+            t.prefetch_hit = false;  // whatever was prefetched is loaded again
+            t.prefetch_start = t.prefetch_end = 0;
+            t.prefetch_bytes = 0;
             t.load_start = clock.now();
             h->loaded = load_shard(t, cfg.device, copy_stream);
             h->loaded->ready->synchronize();
@@ -126,7 +193,7 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
         return true;
       }
     }
-    return false;
+    return cancel_prefetch(true);
   };
 
   self->send(scheduler, pull_atom::value, cfg.index, cfg.slots);
@@ -136,6 +203,10 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
         auto h = std::make_shared<Held>();
         h->task = t;
         h->overlapped = running != nullptr || !queue.empty();
+        if (prefetch && same_work(*prefetch->hint, *t)) {
+          h->prefetch = std::move(prefetch);
+          prefetch = nullptr;
+        }
         queue.push_back(h);
         if (!shard_busy(h)) start_load(h);
         advance();
@@ -162,6 +233,14 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
         self->send(scheduler, pull_atom::value, cfg.index, 1);
         advance();
       },
+      [&](prefetch_atom, TaskPtr& hint) {
+        // The scheduler announces the next task of a job this device runs: load its shard's
+        // state into the lookahead slot (the scheduler withdraws the hint with drop_atom before
+        // it puts another task there).
+        cancel_prefetch(false);
+        if (!stopping) start_prefetch(hint);
+      },
+      [&](drop_atom) { cancel_prefetch(false); },
       [&](steal_atom) {
         // The scheduler wants a task back for an idle device: give the newest queued one whose
         // state is not being copied right now (a finished prefetch is dropped).
@@ -170,8 +249,12 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
           HeldPtr h = *it;
           if (h->load_started && !h->load_done) continue;
           given = h->task;
+          if (h->prefetch) h->prefetch->cancelled = true;  // freed on the copy thread
           given->load_start = given->load_end = 0;
           given->load_bytes = 0;
+          given->prefetch_hit = false;
+          given->prefetch_start = given->prefetch_end = 0;
+          given->prefetch_bytes = 0;
           queue.erase(std::next(it).base());
           break;
         }

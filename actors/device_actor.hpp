@@ -6,7 +6,9 @@
 // loaded at once on the device's helper thread (CopyEngine) so the transfer overlaps the running
 // task's compute (double buffering). Every exception is caught per task and reported in the
 // task's `error`: the device survives and keeps serving other jobs. Asked to (steal_atom), it
-// gives a queued task it has not started back to the scheduler for an idle device.
+// gives a queued task it has not started back to the scheduler for an idle device. Hinted
+// (prefetch_atom), it loads the state of a job's next shard task into its lookahead slot before the
+// task exists; the task, when it arrives, uses it (drop_atom frees it).
 #include <caf/all.hpp>
 
 #include <cstddef>

@@ -64,6 +64,9 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
     p.states.push_back(st);
     p.shards.push_back(self->spawn(shard_actor, st, p.setup.scheduler));
   }
+  std::vector<std::weak_ptr<ShardState>> siblings(p.states.begin(), p.states.end());
+  for (const auto& st : p.states)
+    st->siblings = siblings;
   p.optimizer_config = OptimizerConfig{opt, spec.clip_grad_norm};
   p.optimizer = self->spawn(optimizer_actor, p.optimizer_config);
 }

@@ -26,6 +26,8 @@ using loaded_atom = caf::atom_constant<caf::atom("loaded")>;  // copy thread -> 
 using computed_atom = caf::atom_constant<caf::atom("computed")>;  // compute thread -> device
 using steal_atom = caf::atom_constant<caf::atom("steal")>;        // scheduler -> busy device
 using stolen_atom = caf::atom_constant<caf::atom("stolen")>;      // device -> scheduler
+using prefetch_atom = caf::atom_constant<caf::atom("prefetch")>;  // scheduler -> device: hint
+using drop_atom = caf::atom_constant<caf::atom("drop")>;          // scheduler -> device
 using config_atom = caf::atom_constant<caf::atom("config")>;      // job -> optimizer
 using clip_atom = caf::atom_constant<caf::atom("clip")>;          // job -> optimizer
 using stepped_atom = caf::atom_constant<caf::atom("stepped")>;    // job -> optimizer
@@ -56,7 +58,11 @@ struct ShardTask {
   double load_start = 0, load_end = 0, compute_start = 0, compute_end = 0, store_start = 0,
          store_end = 0;
   std::size_t load_bytes = 0, store_bytes = 0;
-  bool prefetched = false;  // its state was loaded while another task computed
+  bool prefetched = false;    // its state was loaded while another task computed
+  bool prefetch_hit = false;  // its parameters (and optimizer state) were loaded from a hint
+                              // before the task itself reached the device:
+  double prefetch_start = 0, prefetch_end = 0;  // that load (a trace event of its own)
+  std::size_t prefetch_bytes = 0;               // its bytes (not in load_bytes)
 };
 using TaskPtr = std::shared_ptr<ShardTask>;
 
@@ -70,6 +76,10 @@ struct SchedulerStats {
   std::uint64_t max_ready = 0;
   // Tasks taken back from a busy device's lookahead slot for a device that went idle.
   std::uint64_t stolen = 0, steal_attempts = 0;
+  // Prefetch hints: a job's next shard announced to the device running its current task, tasks
+  // that found their shard's state already loaded there, and hints withdrawn unused (the task
+  // went to another device, or the device's lookahead slot was needed for other work).
+  std::uint64_t prefetch_hints = 0, prefetch_hits = 0, prefetch_dropped = 0;
   std::string policy;
 };
 

@@ -17,7 +17,14 @@ struct DeviceSlot {
   int inflight = 0;                 // tasks sent and not finished
   std::uint64_t last_dispatch = 0;  // dispatch counter value when it last got a task
   bool steal_pending = false;       // asked to give back a queued task
+  TaskPtr hint;                     // the next task of a job it prefetches for (null: none)
 };
+
+// Whether `t` is the task `hint` announced (same shard and kind: the same state to load).
+bool same_work(const ShardTask& hint, const ShardTask& t) {
+  return hint.state == t.state && hint.kind == t.kind &&
+         (t.kind != TaskKind::backward || hint.fuse_update == t.fuse_update);
+}
 
 struct Waiting {
   TaskPtr task;
@@ -45,12 +52,25 @@ struct SchedulerState {
         if (!s.actor || s.credits <= 0) continue;
         // Fewest tasks first (idle devices before lookahead slots); among equals the one that
         // got work least recently, so a lone job's tasks spread over the idle devices.
-        if (best < 0 || s.inflight < devices[best].inflight ||
-            (s.inflight == devices[best].inflight && s.last_dispatch < devices[best].last_dispatch))
+        // Among equals a device that prefetched a ready task comes first.
+        if (best < 0 || s.inflight < devices[best].inflight) {
+          best = d;
+          continue;
+        }
+        if (s.inflight > devices[best].inflight) continue;
+        const bool hit = holds_ready(s), best_hit = holds_ready(devices[best]);
+        if ((hit && !best_hit) ||
+            (hit == best_hit && s.last_dispatch < devices[best].last_dispatch))
           best = d;
       }
       if (best < 0) break;
-      const std::size_t i = policy->pick(ready, best, estimates);
+      // A ready task whose state the device prefetched runs there (affinity); otherwise the
+      // policy picks.
+      std::size_t i = ready.size();
+      if (devices[best].hint)
+        for (std::size_t k = 0; k < ready.size(); ++k)
+          if (same_work(*devices[best].hint, *waiting.at(ready[k].id).task)) i = k;
+      if (i == ready.size()) i = policy->pick(ready, best, estimates);
       const ReadyTask rt = ready.at(i);
       ready.erase(ready.begin() + static_cast<std::ptrdiff_t>(i));
       DeviceSlot& s = devices[best];
@@ -58,12 +78,14 @@ struct SchedulerState {
         ++stats.dispatched_to_idle;
       else
         ++stats.dispatched_lookahead;
+      Waiting& w = waiting.at(rt.id);
+      w.device = best;
+      withdraw_hints(self, best, *w.task);
       ++s.inflight;
       --s.credits;
       s.last_dispatch = ++dispatches;
-      Waiting& w = waiting.at(rt.id);
-      w.device = best;
       self->send(s.actor, run_atom::value, w.task);
+      announce_next(self, best, *w.task);
     }
     for (const DeviceSlot& s : devices)
       if (s.actor && s.inflight == 0 && !ready.empty()) ++stats.idle_while_ready;
@@ -74,6 +96,79 @@ struct SchedulerState {
         fail(rt.id, "no device left to run it");
       ready.clear();
     }
+  }
+
+  // Whether the device prefetched the state of a task in the ready queue.
+  bool holds_ready(const DeviceSlot& s) const {
+    if (!s.hint) return false;
+    for (const ReadyTask& rt : ready)
+      if (same_work(*s.hint, *waiting.at(rt.id).task)) return true;
+    return false;
+  }
+
+  void drop_hint(caf::event_based_actor* self, DeviceSlot& s) {
+    if (!s.hint) return;
+    s.hint = nullptr;
+    ++stats.prefetch_dropped;
+    self->send(s.actor, drop_atom::value);
+  }
+
+  // Before `t` goes to device `dev`: a hint for t's shard elsewhere (or for another kind) is
+  // withdrawn, as it would go stale (the task may change the shard's state) and must not be read
+  // while t computes; dev's own hint for t is claimed; dev's hint for other work is withdrawn if
+  // t takes dev's lookahead slot (the device then holds two shards: the running one and t).
+  void withdraw_hints(caf::event_based_actor* self, int dev, const ShardTask& t) {
+    for (int d = 0; d < static_cast<int>(devices.size()); ++d) {
+      DeviceSlot& s = devices[d];
+      if (!s.hint) continue;
+      if (d == dev && same_work(*s.hint, t))
+        s.hint = nullptr;  // claimed: the device uses the prefetched state
+      else if (s.hint->state == t.state || (d == dev && s.inflight > 0))
+        drop_hint(self, s);
+    }
+  }
+
+  // The next task of t's job in the default training flow, when it belongs to another shard:
+  // forward s+1 after forward s; after the last shard's forward (whose backward is the same
+  // shard) the backward of the shard before it; backward s-1 after backward s.
+  TaskPtr next_task(const ShardTask& t) const {
+    const ShardState& st = *t.state;
+    int shard = -1;
+    TaskKind kind = TaskKind::forward;
+    if (t.kind == TaskKind::forward) {
+      if (st.shard + 1 < st.num_shards)
+        shard = st.shard + 1;
+      else if (t.training && st.shard >= 1)
+        shard = st.shard - 1, kind = TaskKind::backward;
+    } else if (t.kind == TaskKind::backward && st.shard >= 1) {
+      shard = st.shard - 1, kind = TaskKind::backward;
+    }
+    if (shard < 0 || static_cast<std::size_t>(shard) >= st.siblings.size()) return nullptr;
+    auto next = std::make_shared<ShardTask>();
+    next->state = st.siblings[static_cast<std::size_t>(shard)].lock();
+    if (!next->state) return nullptr;
+    next->kind = kind;
+    next->training = t.training;
+    next->step = t.step;
+    next->fuse_update = t.kind == TaskKind::backward ? t.fuse_update : next->state->fused_update;
+    return next;
+  }
+
+  // t was just sent to device `dev`. If that is all dev holds, its lookahead slot is free: announce
+  // the job's next shard task so dev loads that shard's state while t computes. Not while a task
+  // of that shard is submitted (its state is in use) or another device prefetches it.
+  void announce_next(caf::event_based_actor* self, int dev, const ShardTask& t) {
+    DeviceSlot& s = devices[dev];
+    if (s.hint || s.inflight != 1) return;
+    TaskPtr next = next_task(t);
+    if (!next) return;
+    for (const auto& [id, w] : waiting)
+      if (w.task->state == next->state) return;
+    for (const DeviceSlot& o : devices)
+      if (o.hint && o.hint->state == next->state) return;
+    s.hint = next;
+    ++stats.prefetch_hints;
+    self->send(s.actor, prefetch_atom::value, next);
   }
 
   // A device is idle while another holds a task it has not started (its lookahead slot): ask
@@ -156,6 +251,9 @@ struct SchedulerState {
     Trace& trace = *config.trace;
     const std::string& job = t.state->job_name;
     const int shard = t.state->shard;
+    if (t.prefetch_hit && t.prefetch_end > t.prefetch_start)
+      trace.add(
+          {t.device_name, job, shard, "load", t.prefetch_start, t.prefetch_end, t.prefetch_bytes});
     if (t.load_end > t.load_start)
       trace.add({t.device_name, job, shard, "load", t.load_start, t.load_end, t.load_bytes});
     const std::string kind = t.training ? task_kind_name(t.kind) : "eval";
@@ -210,6 +308,7 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         ++st->stats.completed;
         if (!t->error.empty()) ++st->stats.failed;
         if (t->prefetched) ++st->stats.prefetched;
+        if (t->prefetch_hit) ++st->stats.prefetch_hits;
         if (t->error.empty()) {
           st->estimates.observe(*t, t->compute_end - t->compute_start);
           t->state->last_device = t->device;

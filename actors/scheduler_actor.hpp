@@ -14,6 +14,11 @@
 //                                          from its lookahead slot (null: none it could give)
 //   (stats_atom)               -> SchedulerStats
 //
+// Prefetch hints (to a device): (prefetch_atom, TaskPtr hint) announces the next task of a job
+// whose current task the device just got (when that is all it holds), so it loads that shard's
+// parameters and optimizer state ahead; (drop_atom) withdraws the hint (the device frees the
+// copies). The announced task prefers that device; see actors/README.md.
+//
 // Work stealing: when a device is idle, nothing is ready, and another device holds a task it has
 // not started (lookahead), the scheduler sends that device (steal_atom); it gives the task back
 // unless its state is being copied at that moment, and the task then runs on the idle device.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,13 @@ struct ShardState {
   std::int64_t total_steps = 0;  // training steps the job plans (for remaining-time estimates)
   bool fused_update = true;      // the job's updates run inside its backward tasks
   double forward_flops = 0;      // of one training minibatch (initial time estimates)
+  // All shards of the job by index (this one included), so the scheduler can name the job's next
+  // shard in a prefetch hint.
+  std::vector<std::weak_ptr<ShardState>> siblings;
+  // Held while a task's device copies are swapped into the parameters (compute and store); a
+  // prefetch only reads the home state when it can take it at once (try_lock), so it never reads
+  // parameters another device is computing with.
+  std::mutex resident;
 
   bool last() const { return shard + 1 == num_shards; }
   std::vector<Parameter*> parameters() const;

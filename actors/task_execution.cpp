@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "kernels/backend.hpp"
 #include "kernels/loss.hpp"
@@ -99,27 +100,63 @@ bool starts_with_loss_error(const std::string& what, const char* tail) {
 
 }  // namespace
 
-std::unique_ptr<LoadedShard> load_shard(const ShardTask& task, Device device, Stream& copy) {
+namespace {
+
+bool needs_optimizer_state(const ShardTask& task) {
+  return task.kind == TaskKind::update || (task.kind == TaskKind::backward && task.fuse_update);
+}
+
+// Parameter values and (when the task needs it) optimizer state of the task's shard.
+void load_values_and_state(const ShardTask& task, LoadedShard& l, Stream& copy) {
+  const bool needs_state = needs_optimizer_state(task);
+  for (Parameter* p : l.params) {
+    l.values.push_back(to_device(p->value, l.device, copy, l.bytes));
+    std::vector<Tensor> s;
+    if (needs_state)
+      for (const Tensor& t : p->state)
+        s.push_back(to_device(t, l.device, copy, l.bytes));
+    l.states.push_back(std::move(s));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<LoadedShard> prefetch_shard(const ShardTask& hint, Device device, Stream& copy) {
+  ShardState& st = *hint.state;
+  std::unique_lock lock(st.resident, std::try_to_lock);
+  if (!lock.owns_lock()) return nullptr;
   auto l = std::make_unique<LoadedShard>();
   l->device = device;
-  const ShardState& st = *task.state;
   l->params = st.parameters();
+  l->prefetched = true;
+  load_values_and_state(hint, *l, copy);
+  l->ready = std::make_unique<Event>(device);
+  l->ready->record(copy);
+  l->ready->synchronize();  // the home state may change once the lock is released
+  return l;
+}
+
+std::unique_ptr<LoadedShard> load_shard(const ShardTask& task, Device device, Stream& copy,
+                                        std::unique_ptr<LoadedShard> prefetched) {
+  const ShardState& st = *task.state;
+  std::unique_ptr<LoadedShard> l;
+  if (prefetched && prefetched->device == device && prefetched->params == st.parameters()) {
+    l = std::move(prefetched);
+  } else {
+    l = std::make_unique<LoadedShard>();
+    l->device = device;
+    l->params = st.parameters();
+    load_values_and_state(task, *l, copy);
+  }
   const bool backward = task.kind == TaskKind::backward;
   const bool update = task.kind == TaskKind::update;
-  const bool needs_state = update || (backward && task.fuse_update);
   for (Parameter* p : l->params) {
-    l->values.push_back(to_device(p->value, device, copy, l->bytes));
     if (backward)  // gradients are zero at the start of each step's backward
       l->grads.push_back(Tensor::zeros(p->grad.shape(), p->grad.dtype(), device, &copy));
     else if (update)
       l->grads.push_back(to_device(p->grad, device, copy, l->bytes));
     else
       l->grads.emplace_back();
-    std::vector<Tensor> s;
-    if (needs_state)
-      for (const Tensor& t : p->state)
-        s.push_back(to_device(t, device, copy, l->bytes));
-    l->states.push_back(std::move(s));
   }
   if (backward) {
     check(st.has_stash, "backward of shard " + std::to_string(st.shard) +
@@ -142,6 +179,7 @@ void execute_task(ShardTask& t, LoadedShard& l, ExecContext& ctx, Stream& copy,
   const Device home = st.home;
   Model& model = *st.model;
   l.ready->wait(*ctx.stream);
+  std::lock_guard resident_lock(st.resident);
   Resident resident(l);
   std::size_t stored = 0;
   if (t.kind == TaskKind::forward) {

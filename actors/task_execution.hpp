@@ -30,12 +30,22 @@ struct LoadedShard {
   std::vector<Stash> stashes;               // backward: the stash on the device
   Tensor input, labels, dlogits;            // on the device
   std::size_t bytes = 0;                    // bytes copied to the device
+  bool prefetched = false;                  // values (and state) came from prefetch_shard
   std::unique_ptr<Event> ready;             // recorded on the copy stream after the copies
 };
 
 // Queues the copies of `task`'s state to `device` on `copy` (asynchronous on CUDA) and records
-// `ready`. Throws hydra::OutOfMemory when the device budget is exceeded.
-std::unique_ptr<LoadedShard> load_shard(const ShardTask& task, Device device, Stream& copy);
+// `ready`. Throws hydra::OutOfMemory when the device budget is exceeded. With `prefetched` (from
+// prefetch_shard for the same shard and kind, the shard's state unchanged since), its parameter
+// values and optimizer state are reused and only the rest is copied; `bytes` counts both.
+std::unique_ptr<LoadedShard> load_shard(const ShardTask& task, Device device, Stream& copy,
+                                        std::unique_ptr<LoadedShard> prefetched = nullptr);
+
+// Prefetch for a task that is not ready yet (`hint`: its shard, kind and fuse_update): copies the
+// shard's parameter values and, for a fused backward or an update, its optimizer state (not the
+// input, gradients or stash) and records `ready`. Null when the shard's state is in use by a
+// task (ShardState::resident is held). Throws hydra::OutOfMemory like load_shard.
+std::unique_ptr<LoadedShard> prefetch_shard(const ShardTask& hint, Device device, Stream& copy);
 
 // Runs the task on `ctx` (after waiting for the load's event on ctx's stream), writes results
 // into `task` and changed state back to home memory using `copy`, and synchronises both streams.

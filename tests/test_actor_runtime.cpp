@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -92,14 +93,45 @@ void print_utilisation(const char* what, const RunReport& r) {
   for (const auto& [dev, u] : r.utilisation)
     std::printf("  %s %.1f%%", dev.c_str(), 100.0 * u);
   std::printf(
-      "  (to idle %llu, lookahead %llu, prefetched %llu, stolen %llu of %llu, "
-      "idle-while-ready %llu)\n",
+      "  (to idle %llu, lookahead %llu, prefetched %llu, hints %llu hit %llu dropped %llu, "
+      "stolen %llu of %llu, idle-while-ready %llu)\n",
       static_cast<unsigned long long>(r.scheduler.dispatched_to_idle),
       static_cast<unsigned long long>(r.scheduler.dispatched_lookahead),
       static_cast<unsigned long long>(r.scheduler.prefetched),
+      static_cast<unsigned long long>(r.scheduler.prefetch_hints),
+      static_cast<unsigned long long>(r.scheduler.prefetch_hits),
+      static_cast<unsigned long long>(r.scheduler.prefetch_dropped),
       static_cast<unsigned long long>(r.scheduler.stolen),
       static_cast<unsigned long long>(r.scheduler.steal_attempts),
       static_cast<unsigned long long>(r.scheduler.idle_while_ready));
+}
+
+// Parameters after `steps` SGD steps of the unsharded model on one device, with the data order
+// (seeded shuffle, epochs restarting) of the runtime's default training program.
+std::vector<std::vector<float>> unsharded_reference(
+    const std::function<Model()>& make, const std::function<std::unique_ptr<Optimizer>()>& make_opt,
+    const DataSplits& data, std::int64_t batch, std::uint64_t seed, std::int64_t steps) {
+  Model ref = make();
+  ref.init(seed);
+  auto ref_opt = make_opt();
+  ExecContext ctx = ExecContext::on(Device::host());
+  DataLoader loader(data.train, {.batch_size = batch, .shuffle = true, .seed = seed});
+  std::int64_t epoch = 0;
+  for (std::int64_t s = 0; s < steps;) {
+    Batch b;
+    if (!loader.next(b)) {
+      loader.start_epoch(++epoch);
+      continue;
+    }
+    std::vector<Stash> stashes;
+    Tensor y = ref.forward(ctx, b.inputs, stashes, true);
+    LossResult lr = softmax_cross_entropy(ctx, y, b.labels);
+    ref.backward(ctx, lr.dlogits, stashes);
+    ref_opt->step(ref.parameters(), ctx);
+    ref.zero_grad(ctx);
+    ++s;
+  }
+  return parameter_values(ref);
 }
 
 // Identity that allocates a buffer of `bytes` on the device in every forward but reports
@@ -570,4 +602,53 @@ TEST_CASE("actors: the progress display shows the epoch of the last step and nev
   // No cap when the epoch count is unknown, nothing without batches.
   CHECK(actors::displayed_epoch(13, 6, 0) == 3);
   CHECK(actors::displayed_epoch(5, 0, 2) == 0);
+}
+
+TEST_CASE(
+    "actors: one sharded model prefetches its next shard and stays bitwise equal to unsharded") {
+  const std::uint64_t seed = 5;
+  const std::int64_t steps = 9;
+  auto make = [] { return deep_mlp(16, 24, 4, 4); };
+  auto make_opt = []() -> std::unique_ptr<Optimizer> {
+    return std::make_unique<SGD>(0.05, 0.9, 1e-4);
+  };
+  const DataSplits data = synthetic(256, 16, 4, 13);
+  const auto expected = unsharded_reference(make, make_opt, data, 32, seed, steps);
+  for (int devices : {1, 2}) {
+    INFO(devices << " devices");
+    std::vector<std::vector<float>> sharded;
+    JobSpec job;
+    job.name = "prefetching";
+    job.make_model = make;
+    job.make_optimizer = make_opt;
+    job.data = [&] { return data; };
+    job.batch_size = 32;
+    job.max_steps = steps;
+    job.seed = seed;
+    job.eval_every = 4;
+    job.shards = 4;
+    job.on_finish = [&](Model& m) { sharded = parameter_values(m); };
+    RunReport r = run({job}, cpu_devices(devices, 0));
+    print_utilisation(
+        devices == 1 ? "one model of 4 shards on 1 device" : "one model of 4 shards on 2 devices",
+        r);
+    REQUIRE(r.jobs.size() == 1);
+    INFO(r.jobs[0].error);
+    REQUIRE(r.jobs[0].status == JobStatus::done);
+    std::set<int> shards;
+    for (const TraceEvent& e : r.trace)
+      shards.insert(e.shard);
+    CHECK(shards.size() == 4);
+    // Each step has 8 tasks of which 6 can be announced ahead (all but forward 0 and the last
+    // shard's backward, which follow a task of the same shard): most of them hit.
+    CHECK(r.scheduler.prefetch_hints > 0);
+    CHECK(r.scheduler.prefetch_hits > static_cast<std::uint64_t>(steps) * 3);
+    CHECK(r.scheduler.prefetch_hits <= r.scheduler.prefetch_hints);
+    CHECK(r.scheduler.idle_while_ready == 0);
+    REQUIRE(sharded.size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      REQUIRE(sharded[i].size() == expected[i].size());
+      CHECK(std::memcmp(sharded[i].data(), expected[i].data(), expected[i].size() * 4) == 0);
+    }
+  }
 }
