@@ -1,11 +1,12 @@
 #include "actors/scheduler_actor.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 #include <vector>
 
 #include "actors/messages.hpp"
-#include "actors/task_estimates.hpp"
+#include "runtime/task_estimator.hpp"
 
 namespace hydra::actors {
 
@@ -36,7 +37,11 @@ struct Waiting {
 struct SchedulerState {
   SchedulerConfig config;
   std::unique_ptr<SchedulingPolicy> policy;
-  MeasuredEstimates estimates;
+  // Task-time estimates for the policy: each job is added when its first task arrives (FLOPs of
+  // all its shards, its planned steps), training tasks' compute times refine them, and the speed
+  // for tasks not measured yet is learnt from the measured ones.
+  TaskEstimator estimates{1e10, estimator_options()};
+  std::unordered_map<int, std::int64_t> steps_seen;  // per job: training steps done (estimates)
   std::vector<DeviceSlot> devices;
   std::vector<ReadyTask> ready;
   std::unordered_map<std::uint64_t, Waiting> waiting;  // submitted and not finished
@@ -96,6 +101,36 @@ struct SchedulerState {
         fail(rt.id, "no device left to run it");
       ready.clear();
     }
+  }
+
+  static TaskEstimator::Options estimator_options() {
+    TaskEstimator::Options o;
+    o.learn_speed = true;
+    return o;
+  }
+
+  // A task was submitted: add its job to the estimates, and count the steps it finished since.
+  void note(const ShardTask& t) {
+    const ShardState& st = *t.state;
+    if (!estimates.has_job(st.job)) {
+      std::vector<double> flops(static_cast<std::size_t>(std::max(1, st.num_shards)), 0.0);
+      for (std::size_t i = 0; i < flops.size() && i < st.siblings.size(); ++i)
+        if (auto sib = st.siblings[i].lock()) flops[i] = sib->forward_flops;
+      if (static_cast<std::size_t>(st.shard) < flops.size())
+        flops[static_cast<std::size_t>(st.shard)] = st.forward_flops;
+      estimates.add_job(st.job, flops, std::max<std::int64_t>(0, st.total_steps));
+      steps_seen[st.job] = 0;
+    }
+    if (!t.training) return;
+    std::int64_t& seen = steps_seen[st.job];
+    for (; seen < t.step; ++seen)
+      estimates.step_done(st.job);
+  }
+
+  // A task finished after `seconds` of compute (evaluation forwards are not training forwards).
+  void observe(const ShardTask& t, double seconds) {
+    if (t.training && std::isfinite(seconds))
+      estimates.record(t.state->job, t.state->shard, t.kind, std::max(0.0, seconds));
   }
 
   // Whether the device prefetched the state of a task in the ready queue.
@@ -278,7 +313,7 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         auto rp = self->make_response_promise();
         t->id = st->next_id++;
         ++st->stats.submitted;
-        st->estimates.note(*t);
+        st->note(*t);
         ReadyTask rt;
         rt.id = t->id;
         rt.job = t->state->job;
@@ -310,7 +345,7 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         if (t->prefetched) ++st->stats.prefetched;
         if (t->prefetch_hit) ++st->stats.prefetch_hits;
         if (t->error.empty()) {
-          st->estimates.observe(*t, t->compute_end - t->compute_start);
+          st->observe(*t, t->compute_end - t->compute_start);
           t->state->last_device = t->device;
         }
         st->record(*t);

@@ -35,32 +35,76 @@ TaskEstimator::TaskEstimator(std::vector<std::vector<double>> shard_forward_flop
 TaskEstimator::TaskEstimator(std::vector<std::vector<double>> shard_forward_flops,
                              std::vector<std::int64_t> steps_left, double flops_per_second,
                              Options options)
-    : options_(options) {
+    : TaskEstimator(flops_per_second, options) {
   check(shard_forward_flops.size() == steps_left.size(),
         cat("TaskEstimator: ", shard_forward_flops.size(), " jobs of shard FLOPs but ",
             steps_left.size(), " step counts"));
+  jobs_.resize(shard_forward_flops.size());
+  for (std::size_t j = 0; j < jobs_.size(); ++j)
+    add(jobs_[j], shard_forward_flops[j], steps_left[j], j);
+}
+
+TaskEstimator::TaskEstimator(double flops_per_second)
+    : TaskEstimator(flops_per_second, Options{}) {}
+
+TaskEstimator::TaskEstimator(double flops_per_second, Options options)
+    : options_(options), flops_per_second_(flops_per_second) {
   check(std::isfinite(flops_per_second) && flops_per_second > 0,
         "TaskEstimator: flops_per_second must be positive and finite");
   check(options.ema_weight > 0 && options.ema_weight <= 1,
         "TaskEstimator: ema_weight must lie in (0, 1]");
   check(std::isfinite(options.update_seconds) && options.update_seconds >= 0,
         "TaskEstimator: update_seconds must be >= 0");
-  jobs_.resize(shard_forward_flops.size());
-  for (std::size_t j = 0; j < jobs_.size(); ++j) {
-    Job& job = jobs_[j];
-    check(steps_left[j] >= 0, cat("TaskEstimator: job ", j, " has ", steps_left[j], " steps left"));
-    job.steps_left = steps_left[j];
-    for (std::size_t s = 0; s < shard_forward_flops[j].size(); ++s) {
-      const double f = shard_forward_flops[j][s];
-      check(std::isfinite(f) && f >= 0,
-            cat("TaskEstimator: job ", j, " shard ", s, " has invalid FLOPs ", f));
-      std::vector<Estimate> e(kKinds);
-      e[kind_index(TaskKind::forward)].seconds = f / flops_per_second;
-      e[kind_index(TaskKind::update)].seconds = options.update_seconds;
-      job.tasks.push_back(std::move(e));
-      job.done.emplace_back(kKinds, false);
-    }
+}
+
+void TaskEstimator::add(Job& job, const std::vector<double>& shard_forward_flops,
+                        std::int64_t steps_left, std::size_t index) {
+  check(steps_left >= 0, cat("TaskEstimator: job ", index, " has ", steps_left, " steps left"));
+  Job fresh;
+  fresh.steps_left = steps_left;
+  for (std::size_t s = 0; s < shard_forward_flops.size(); ++s) {
+    const double f = shard_forward_flops[s];
+    check(std::isfinite(f) && f >= 0,
+          cat("TaskEstimator: job ", index, " shard ", s, " has invalid FLOPs ", f));
+    std::vector<Estimate> e(kKinds);
+    e[kind_index(TaskKind::update)].seconds = options_.update_seconds;
+    fresh.tasks.push_back(std::move(e));
+    fresh.done.emplace_back(kKinds, false);
+    fresh.flops.push_back(f);
   }
+  job = std::move(fresh);
+}
+
+void TaskEstimator::add_job(int job, std::vector<double> shard_forward_flops,
+                            std::int64_t steps_left) {
+  if (job < 0) throw Error(cat("TaskEstimator: cannot add job ", job, " (negative index)"));
+  const auto i = static_cast<std::size_t>(job);
+  if (i < jobs_.size() && jobs_[i].added)
+    throw Error(cat("TaskEstimator: job ", job, " was already added"));
+  Job j;
+  add(j, shard_forward_flops, steps_left, i);  // validates before anything changes
+  if (i >= jobs_.size()) {
+    const std::size_t first_new = jobs_.size();
+    jobs_.resize(i + 1);
+    for (std::size_t k = first_new; k < i; ++k)
+      jobs_[k].added = false;
+  }
+  jobs_[i] = std::move(j);
+}
+
+bool TaskEstimator::has_job(int job) const {
+  return job >= 0 && static_cast<std::size_t>(job) < jobs_.size() &&
+         jobs_[static_cast<std::size_t>(job)].added;
+}
+
+double TaskEstimator::flops_per_second() const {
+  if (options_.learn_speed && measured_flops_ > 0 && measured_seconds_ > 0)
+    return measured_flops_ / measured_seconds_;
+  return flops_per_second_;
+}
+
+double TaskEstimator::forward_guess(const Job& j, std::size_t shard) const {
+  return j.flops[shard] / flops_per_second();
 }
 
 TaskEstimator::Job& TaskEstimator::job_at(int job) {
@@ -68,7 +112,7 @@ TaskEstimator::Job& TaskEstimator::job_at(int job) {
 }
 
 const TaskEstimator::Job& TaskEstimator::job_at(int job) const {
-  if (job < 0 || static_cast<std::size_t>(job) >= jobs_.size())
+  if (!has_job(job))
     throw Error(cat("TaskEstimator: job ", job, " does not exist (", jobs_.size(), " jobs)"));
   return jobs_[static_cast<std::size_t>(job)];
 }
@@ -86,11 +130,14 @@ std::size_t TaskEstimator::shards(int job) const {
 
 double TaskEstimator::task_seconds(int job, int shard, TaskKind kind) const {
   check_shard(job, shard);
-  const auto& t = job_at(job).tasks[static_cast<std::size_t>(shard)];
+  const Job& j = job_at(job);
+  const auto sh = static_cast<std::size_t>(shard);
+  const auto& t = j.tasks[sh];
   const Estimate& e = t[kind_index(kind)];
-  if (kind == TaskKind::backward && !e.measured)
-    return 2.0 * t[kind_index(TaskKind::forward)].seconds;
-  return e.seconds;
+  if (e.measured || kind == TaskKind::update) return e.seconds;
+  const Estimate& f = t[kind_index(TaskKind::forward)];
+  const double forward = f.measured ? f.seconds : forward_guess(j, sh);
+  return kind == TaskKind::backward ? 2.0 * forward : forward;
 }
 
 double TaskEstimator::step_seconds(int job) const {
@@ -124,6 +171,11 @@ void TaskEstimator::record(int job, int shard, TaskKind kind, double seconds) {
       e.measured ? options_.ema_weight * seconds + (1 - options_.ema_weight) * e.seconds : seconds;
   e.measured = true;
   j.done[static_cast<std::size_t>(shard)][k] = true;
+  const double flops = j.flops[static_cast<std::size_t>(shard)];
+  if (flops > 0 && kind != TaskKind::update) {
+    measured_flops_ += kind == TaskKind::backward ? 2.0 * flops : flops;
+    measured_seconds_ += seconds;
+  }
 }
 
 void TaskEstimator::step_done(int job) {

@@ -200,3 +200,67 @@ TEST_CASE("LRTF with the task estimator runs the longest job first until it fini
   e.job_finished(0);
   CHECK(lrtf->pick(ready, 0, e) == 1);
 }
+
+TEST_CASE("task estimator adds jobs one at a time in any order") {
+  TaskEstimator e(1e9);
+  CHECK(e.jobs() == 0);
+  CHECK_FALSE(e.has_job(0));
+  // Job 2 partitions first: jobs 0 and 1 stay unknown until they are added.
+  e.add_job(2, {2e9, 4e9}, 5);
+  CHECK(e.jobs() == 3);
+  CHECK(e.has_job(2));
+  CHECK_FALSE(e.has_job(0));
+  CHECK_FALSE(e.has_job(1));
+  CHECK(e.shards(2) == 2);
+  CHECK(e.steps_left(2) == 5);
+  CHECK(e.task_seconds(2, 1, TaskKind::forward) == doctest::Approx(4.0));
+  CHECK(e.task_seconds(2, 1, TaskKind::backward) == doctest::Approx(8.0));
+  const double update = e.task_seconds(2, 0, TaskKind::update);
+  CHECK(e.remaining_seconds(2) == doctest::Approx(5 * (18.0 + 2 * update)));
+  CHECK_THROWS_WITH_AS(e.task_seconds(0, 0, TaskKind::forward), doctest::Contains("job 0"), Error);
+  CHECK_THROWS_WITH_AS(e.remaining_seconds(1), doctest::Contains("job 1"), Error);
+  e.add_job(0, {1e9}, 3);
+  CHECK(e.has_job(0));
+  CHECK(e.jobs() == 3);
+  CHECK(e.remaining_seconds(0) == doctest::Approx(3 * (3.0 + update)));
+  // Progress of one job leaves the others alone.
+  e.record(2, 0, TaskKind::forward, 1.0);
+  e.step_done(2);
+  CHECK(e.steps_left(2) == 4);
+  CHECK(e.steps_left(0) == 3);
+  // Errors: a job added twice or with bad values (nothing changes then).
+  CHECK_THROWS_WITH_AS(e.add_job(2, {1e9}, 1), doctest::Contains("already"), Error);
+  CHECK_THROWS_AS(e.add_job(-1, {1e9}, 1), Error);
+  CHECK_THROWS_AS(e.add_job(1, {-1.0}, 1), Error);
+  CHECK_THROWS_AS(e.add_job(1, {1e9}, -1), Error);
+  CHECK_FALSE(e.has_job(1));
+  CHECK_THROWS_AS(TaskEstimator(0.0), Error);
+}
+
+TEST_CASE("task estimator learns the device speed from measured tasks when asked") {
+  TaskEstimator::Options o;
+  o.learn_speed = true;
+  TaskEstimator learning(1e9, o);
+  TaskEstimator fixed(1e9);
+  for (TaskEstimator* e : {&learning, &fixed}) {
+    e->add_job(0, {2e9, 2e9}, 10);
+    e->add_job(1, {6e9}, 10);
+  }
+  CHECK(learning.flops_per_second() == doctest::Approx(1e9));
+  CHECK(learning.task_seconds(1, 0, TaskKind::forward) == doctest::Approx(6.0));
+  // The device runs 4 GFLOP/s: shard 0's forward (2 GFLOP) in 0.5 s, its backward in 1 s.
+  for (TaskEstimator* e : {&learning, &fixed}) {
+    e->record(0, 0, TaskKind::forward, 0.5);
+    e->record(0, 0, TaskKind::backward, 1.0);
+    e->record(0, 0, TaskKind::update, 7.0);  // updates do not count towards the speed
+  }
+  CHECK(learning.flops_per_second() == doctest::Approx(4e9));
+  CHECK(fixed.flops_per_second() == doctest::Approx(1e9));
+  // Unmeasured tasks follow the learnt speed; measured ones keep their measurements.
+  CHECK(learning.task_seconds(1, 0, TaskKind::forward) == doctest::Approx(1.5));
+  CHECK(learning.task_seconds(1, 0, TaskKind::backward) == doctest::Approx(3.0));
+  CHECK(learning.task_seconds(0, 1, TaskKind::forward) == doctest::Approx(0.5));
+  CHECK(learning.task_seconds(0, 0, TaskKind::forward) == doctest::Approx(0.5));
+  CHECK(fixed.task_seconds(1, 0, TaskKind::forward) == doctest::Approx(6.0));
+  CHECK(learning.remaining_seconds(1) < fixed.remaining_seconds(1));
+}
