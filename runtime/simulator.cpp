@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <memory>
 #include <queue>
 #include <set>
@@ -571,6 +572,39 @@ SimJob make_sim_job(const std::string& name, Model& model, const Shape& input,
     job.shards.push_back(
         costs.shard(model, s.begin, s.end, s.input_shape, optimizer, device, options.dtype));
   return job;
+}
+
+std::vector<SimDevice> uniform_devices(int n, LinkCost link, DeviceKind kind) {
+  std::vector<SimDevice> out(static_cast<std::size_t>(std::max(n, 0)));
+  for (int i = 0; i < n; ++i) {
+    SimDevice& d = out[static_cast<std::size_t>(i)];
+    d.name = Device{kind, i}.str();
+    d.kind = kind;
+    d.link = link;
+  }
+  return out;
+}
+
+std::vector<SimJob> with_measured_times(std::vector<SimJob> jobs,
+                                        const std::vector<TraceEvent>& trace) {
+  std::map<std::tuple<std::string, int, std::string>, std::vector<double>> measured;
+  for (const TraceEvent& e : trace)
+    if (is_compute_kind(e.kind)) measured[{e.job, e.shard, e.kind}].push_back(e.end - e.start);
+  const auto median = [&](const SimJob& j, int shard, const char* kind) {
+    std::vector<double>& v = measured[{j.name, shard, kind}];
+    if (v.empty()) return 0.0;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  for (SimJob& j : jobs)
+    for (int s = 0; s < static_cast<int>(j.shards.size()); ++s) {
+      ShardCost& c = j.shards[static_cast<std::size_t>(s)];
+      c.forward = median(j, s, "forward");
+      c.eval = median(j, s, "eval");
+      c.backward = median(j, s, "backward");  // the fused update included
+      c.update = j.clip ? median(j, s, "update") : 0.0;
+    }
+  return jobs;
 }
 
 }  // namespace hydra

@@ -102,4 +102,14 @@ SimJob make_sim_job(const std::string& name, Model& model, const Shape& input,
                     const PartitionOptions& options, Optimizer& optimizer, Device device,
                     CostModel& costs);
 
+// `n` devices named "cpu:0" ... "cpu:<n-1>" (their kind), all with the link cost `link`.
+std::vector<SimDevice> uniform_devices(int n, LinkCost link = {0, 1e30},
+                                       DeviceKind kind = DeviceKind::cpu);
+
+// `jobs` with every task's compute time replaced by the median of the durations `trace` measured
+// for it (per job name, shard and kind): replaying a real run's own task times checks the
+// schedule model alone.
+std::vector<SimJob> with_measured_times(std::vector<SimJob> jobs,
+                                        const std::vector<TraceEvent>& trace);
+
 }  // namespace hydra

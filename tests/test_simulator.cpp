@@ -9,6 +9,7 @@
 #include <map>
 
 #include "actors/hydra.hpp"
+#include "actors/simulate.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
@@ -24,6 +25,14 @@ std::string numbered(const char* prefix, long long i) {
   std::string s = prefix;
   s += std::to_string(i);
   return s;
+}
+
+// Every job of a real run finished.
+void require_done(const SimulationCheck& c) {
+  for (const JobResult& j : c.jobs) {
+    INFO(c.name << " " << j.name << ": " << j.error);
+    REQUIRE(j.status == JobStatus::done);
+  }
 }
 
 // --- hand-computable simulations -----------------------------------------------------------
@@ -47,147 +56,7 @@ SimJob fixed_job(const std::string& name, int shards, double forward, double bac
   return j;
 }
 
-std::vector<SimDevice> sim_devices(int n, LinkCost link = {0, 1e30}) {
-  std::vector<SimDevice> out;
-  for (int i = 0; i < n; ++i) {
-    SimDevice d;
-    d.name = numbered("cpu:", i);
-    d.link = link;
-    out.push_back(d);
-  }
-  return out;
-}
-
 // --- real runs beside simulated ones ---------------------------------------------------------
-
-DataSplits synthetic(std::int64_t n, std::int64_t features, std::int64_t classes,
-                     std::uint64_t seed) {
-  std::vector<float> x(static_cast<std::size_t>(n * features));
-  for (std::size_t i = 0; i < x.size(); ++i)
-    x[i] = 2.0f * uniform01(seed, i) - 1.0f;
-  std::vector<std::int32_t> y(static_cast<std::size_t>(n));
-  for (std::int64_t r = 0; r < n; ++r)
-    y[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(
-        (x[static_cast<std::size_t>(r * features)] > 0 ? 1 : 0) + (r % (classes / 2)) * 2);
-  Dataset all(Tensor::from_vector(x, {n, features}), Tensor::from_ints(y, {n}));
-  auto [train, val] = all.split(n * 7 / 8);
-  return {train, val};
-}
-
-JobSpec mlp(const std::string& name, std::int64_t width, int hidden, std::int64_t steps,
-            std::size_t shards, bool adam = false) {
-  JobSpec j;
-  j.name = name;
-  j.make_model = [width, hidden] {
-    return make_mlp(128, std::vector<std::int64_t>(static_cast<std::size_t>(hidden), width), 10);
-  };
-  j.make_optimizer = [adam]() -> OptimizerPtr {
-    if (adam) return std::make_unique<AdamW>(1e-3);
-    return std::make_unique<SGD>(0.01, 0.9);
-  };
-  j.data = [] { return synthetic(2048, 128, 10, 3); };
-  j.data_key = "sim-synthetic";
-  j.batch_size = 128;
-  j.max_steps = steps;
-  j.shards = shards;
-  return j;
-}
-
-// The simulator's view of a JobSpec, partitioned as the runtime does it for `shard_budget`.
-SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run_shards,
-                  CostModel& costs) {
-  Model m = spec.make_model();
-  m.init(spec.seed);
-  OptimizerPtr opt = spec.make_optimizer();
-  const DataSplits d = spec.data();
-  Shape input = d.train.sample_shape();
-  input.insert(input.begin(), spec.batch_size);
-  PartitionOptions po;
-  po.budget_bytes = shard_budget;
-  po.optimizer_slots = dynamic_cast<SGD*>(opt.get()) != nullptr ? 1 : 2;
-  po.shards = spec.shards > 0 ? spec.shards : run_shards;
-  SimJob j = make_sim_job(spec.name, m, input, po, *opt, Device::cpu(0), costs);
-  const std::int64_t batches = (d.train.size() + spec.batch_size - 1) / spec.batch_size;
-  j.steps = spec.max_steps > 0 ? spec.max_steps : spec.epochs * batches;
-  j.eval_every = spec.eval_every;
-  j.eval_batches = (d.validation.size() + spec.batch_size - 1) / spec.batch_size;
-  j.clip = spec.clip_grad_norm > 0;
-  return j;
-}
-
-struct Compared {
-  std::string name;
-  double measured = 0;
-  double simulated = 0;  // task times from the cost model
-  double replayed = 0;   // task times from the run's own trace (medians per job, shard, kind)
-  std::uint64_t tasks = 0;
-  double cores = 0;  // free cores measured just before the run
-  double ratio() const { return simulated / measured; }
-  double replay_ratio() const { return replayed / measured; }
-};
-
-// Per-task runtime overhead (actor messaging) used by the two simulations.
-struct Latency {
-  double model = 0, replay = 0;
-};
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-// `jobs` with each task's compute time replaced by the median of its measured durations.
-std::vector<SimJob> replay_jobs(std::vector<SimJob> jobs, const std::vector<TraceEvent>& trace) {
-  std::map<std::tuple<std::string, int, std::string>, std::vector<double>> d;
-  for (const TraceEvent& e : trace)
-    if (is_compute_kind(e.kind)) d[{e.job, e.shard, e.kind}].push_back(e.end - e.start);
-  for (SimJob& j : jobs)
-    for (int s = 0; s < static_cast<int>(j.shards.size()); ++s) {
-      ShardCost& c = j.shards[static_cast<std::size_t>(s)];
-      c.forward = median_of(d[{j.name, s, "forward"}]);
-      c.eval = median_of(d[{j.name, s, "eval"}]);
-      c.backward = median_of(d[{j.name, s, "backward"}]);  // the fused update included
-      c.update = j.clip ? median_of(d[{j.name, s, "update"}]) : 0.0;
-    }
-  return jobs;
-}
-
-// Runs `jobs` for real on `devices` virtual CPU devices (each with `budget` bytes, 0: unlimited)
-// and in the simulator, once with the cost model's task times (CPU devices sharing the cores
-// measured free just before the run) and once replaying the run's own task times.
-Compared compare(const std::string& name, const std::vector<JobSpec>& jobs, int devices,
-                 std::size_t budget, const std::string& policy, CostModel& costs, Latency latency) {
-  RuntimeOptions o;
-  for (int i = 0; i < devices; ++i)
-    o.devices.push_back({Device::cpu(i), budget});
-  o.policy = policy;
-  const std::size_t shard_budget = budget > 0 ? budget / 2 : SIZE_MAX / 4;
-  std::vector<SimJob> sim_jobs;
-  for (const JobSpec& j : jobs)
-    sim_jobs.push_back(to_sim_job(j, shard_budget, 0, costs));
-  const double cores = CostModel::host_parallelism(2);
-  const RunReport r = run(jobs, o);
-  for (const JobResult& j : r.jobs) {
-    INFO(name << " " << j.name << ": " << j.error);
-    REQUIRE(j.status == JobStatus::done);
-  }
-  double first = 1e30, last = 0;
-  for (const TraceEvent& e : r.trace) {
-    first = std::min(first, e.start);
-    last = std::max(last, e.end);
-  }
-  const std::vector<SimDevice> sd = sim_devices(devices, costs.link(Device::cpu(0)));
-  SimOptions so;
-  so.policy = policy;
-  so.cpu_cores = cores;
-  so.submit_latency = latency.model;
-  const SimResult s = simulate(sim_jobs, sd, so);
-  SimOptions ro;
-  ro.policy = policy;
-  ro.submit_latency = latency.replay;
-  const SimResult rs = simulate(replay_jobs(sim_jobs, r.trace), sd, ro);
-  return {name, last - first, s.makespan, rs.makespan, s.tasks, cores};
-}
 
 }  // namespace
 
@@ -196,7 +65,7 @@ TEST_CASE("simulator: two jobs of two shards on two devices run side by side") {
   SimOptions o;
   o.policy = "fifo";
   o.trace = true;
-  const SimResult r = simulate(jobs, sim_devices(2), o);
+  const SimResult r = simulate(jobs, uniform_devices(2), o);
   // Each job is a chain f0 f1 b1 b0 = 1 + 1 + 2 + 2 seconds, one job per device.
   CHECK(r.makespan == doctest::Approx(6.0));
   CHECK(r.job_end[0] == doctest::Approx(6.0));
@@ -210,7 +79,7 @@ TEST_CASE("simulator: two jobs of two shards on two devices run side by side") {
     ++kinds[e.kind];
   CHECK(kinds["forward"] == 4);
   CHECK(kinds["backward"] == 4);
-  CHECK(makespan_lower_bound(jobs, sim_devices(2), o) == doctest::Approx(6.0));
+  CHECK(makespan_lower_bound(jobs, uniform_devices(2), o) == doctest::Approx(6.0));
 }
 
 TEST_CASE("simulator: three one-shard jobs on two devices fill both with the lookahead slot") {
@@ -219,7 +88,7 @@ TEST_CASE("simulator: three one-shard jobs on two devices fill both with the loo
     jobs.push_back(fixed_job(n, 1, 1.0, 1.0, 1));
   SimOptions o;
   o.policy = "fifo";
-  const SimResult r = simulate(jobs, sim_devices(2), o);
+  const SimResult r = simulate(jobs, uniform_devices(2), o);
   // 6 task-seconds on 2 devices with no gap. t=0: a and b start, c waits in cpu:0's lookahead
   // slot. t=1: c's forward runs on cpu:0; a's backward goes to the idle cpu:1, b's to cpu:0's
   // lookahead slot. t=2: b's backward on cpu:0, c's on cpu:1.
@@ -229,13 +98,13 @@ TEST_CASE("simulator: three one-shard jobs on two devices fill both with the loo
   CHECK(r.job_end[2] == doctest::Approx(3.0));
   CHECK(r.utilisation[0].second == doctest::Approx(1.0));
   CHECK(r.utilisation[1].second == doctest::Approx(1.0));
-  CHECK(makespan_lower_bound(jobs, sim_devices(2), o) == doctest::Approx(3.0));
+  CHECK(makespan_lower_bound(jobs, uniform_devices(2), o) == doctest::Approx(3.0));
 }
 
 TEST_CASE("simulator: transfers cost latency plus bytes over bandwidth around each task") {
   SimJob j = fixed_job("a", 1, 1.0, 2.0, 1);
   j.shards[0].value_bytes = 1000000000;
-  const SimResult r = simulate({j}, sim_devices(1, {0.5, 1e9}));
+  const SimResult r = simulate({j}, uniform_devices(1, {0.5, 1e9}));
   // load values 1.5, forward 1, load values 1.5, backward 2, store values 1.5.
   CHECK(r.makespan == doctest::Approx(7.5));
   CHECK(r.utilisation[0].second == doctest::Approx(3.0 / 7.5));
@@ -251,7 +120,7 @@ TEST_CASE("simulator: evaluation passes and clipped updates are separate tasks")
   j.eval_batches = 2;
   SimOptions o;
   o.trace = true;
-  const SimResult r = simulate({j}, sim_devices(2), o);
+  const SimResult r = simulate({j}, uniform_devices(2), o);
   std::map<std::string, int> kinds;
   for (const TraceEvent& e : r.trace)
     ++kinds[e.kind];
@@ -262,7 +131,7 @@ TEST_CASE("simulator: evaluation passes and clipped updates are separate tasks")
   // One task at a time: the makespan is the chain of all tasks.
   const double chain = 5 * 3 * (1.0 + 2.0 + 0.5) + 3 * 2 * 3 * 0.5;
   CHECK(r.makespan == doctest::Approx(chain));
-  CHECK(makespan_lower_bound({j}, sim_devices(2), o) == doctest::Approx(chain));
+  CHECK(makespan_lower_bound({j}, uniform_devices(2), o) == doctest::Approx(chain));
   Trace t;
   add_to_trace(r, t);
   CHECK(t.events().size() == r.trace.size());
@@ -279,10 +148,10 @@ TEST_CASE("simulator: many jobs on many devices finish within the lower bound an
     o.policy = policy;
     o.submit_latency = 1e-3;
     const auto t0 = std::chrono::steady_clock::now();
-    const SimResult r = simulate(jobs, sim_devices(64, {1e-5, 1e10}), o);
+    const SimResult r = simulate(jobs, uniform_devices(64, {1e-5, 1e10}), o);
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double lb = makespan_lower_bound(jobs, sim_devices(64, {1e-5, 1e10}), o);
+    const double lb = makespan_lower_bound(jobs, uniform_devices(64, {1e-5, 1e10}), o);
     std::printf("  %s: makespan %.3f s, lower bound %.3f s, %llu tasks, %.3f s wall\n", policy,
                 r.makespan, lb, static_cast<unsigned long long>(r.tasks), wall);
     INFO(policy);
@@ -302,9 +171,9 @@ TEST_CASE("simulator: LRTF beats FIFO when one long job bounds the makespan") {
   SimOptions lrtf, fifo;
   lrtf.policy = "lrtf";
   fifo.policy = "fifo";
-  const SimResult a = simulate(jobs, sim_devices(2), lrtf);
-  const SimResult b = simulate(jobs, sim_devices(2), fifo);
-  const double lb = makespan_lower_bound(jobs, sim_devices(2), lrtf);
+  const SimResult a = simulate(jobs, uniform_devices(2), lrtf);
+  const SimResult b = simulate(jobs, uniform_devices(2), fifo);
+  const double lb = makespan_lower_bound(jobs, uniform_devices(2), lrtf);
   std::printf("  long + 6 short on 2 devices: lrtf %.1f s, fifo %.1f s, lower bound %.1f s\n",
               a.makespan, b.makespan, lb);
   CHECK(lb == doctest::Approx(180.0));  // the long job's chain: 30 x (1 + 1 + 2 + 2)
@@ -365,8 +234,9 @@ TEST_CASE("simulator: a run's tasks and transferred bytes match the actor runtim
   co.warmup = 0;
   co.repeats = 1;
   CostModel costs(co);
-  std::vector<JobSpec> jobs = {mlp("two", 96, 2, 5, 2), mlp("three", 64, 3, 4, 3, true),
-                               mlp("one", 128, 1, 6, 1)};
+  std::vector<JobSpec> jobs = {synthetic_mlp_job("two", 96, 2, 5, 2),
+                               synthetic_mlp_job("three", 64, 3, 4, 3, true),
+                               synthetic_mlp_job("one", 128, 1, 6, 1)};
   jobs[0].eval_every = 2;  // after steps 2 and 4, and at the end
   jobs[1].clip_grad_norm = 0.5;
   RuntimeOptions o;
@@ -377,7 +247,7 @@ TEST_CASE("simulator: a run's tasks and transferred bytes match the actor runtim
     sim_jobs.push_back(to_sim_job(j, SIZE_MAX / 4, 0, costs));
   SimOptions so;
   so.trace = true;
-  const SimResult s = simulate(sim_jobs, sim_devices(2, {1e-6, 1e10}), so);
+  const SimResult s = simulate(sim_jobs, uniform_devices(2, {1e-6, 1e10}), so);
   using Key = std::tuple<std::string, int, std::string>;
   std::map<Key, int> real_n, sim_n;
   std::map<Key, std::size_t> real_bytes, sim_bytes;
@@ -404,55 +274,57 @@ TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU
   // The runtime's own cost per task (actor messages between job, shard, scheduler and device
   // threads) is calibrated on a one-job run on one device: the measured makespan minus the
   // simulated one without it, per task. The runs compared below are other plans.
-  const std::vector<JobSpec> one = {mlp("calibrate", 1024, 3, 6, 2)};
-  const Compared cal = compare("calibration", one, 1, 0, "fifo", costs, {});
-  const auto per_task = [&](double simulated) {
-    return std::max(0.0, (cal.measured - simulated) / static_cast<double>(cal.tasks));
-  };
-  const Latency latency{per_task(cal.simulated), per_task(cal.replayed)};
+  const std::vector<JobSpec> one = {synthetic_mlp_job("calibrate", 1024, 3, 6, 2)};
+  const SimulationCheck cal = check_simulation("calibration", one, 1, 0, "fifo", costs);
+  require_done(cal);
+  const SimLatency latency = calibrate_latency(cal);
   std::printf(
       "calibration: measured %.3f s, simulated %.3f s, replayed %.3f s, %llu tasks: "
       "%.2f / %.2f ms per task\n",
       cal.measured, cal.simulated, cal.replayed, static_cast<unsigned long long>(cal.tasks),
       1e3 * latency.model, 1e3 * latency.replay);
 
-  std::vector<Compared> rows;
+  std::vector<SimulationCheck> rows;
   std::vector<JobSpec> four;
   for (int i = 0; i < 4; ++i)
-    four.push_back(mlp(numbered("mlp", i), 1024, 3, 8, 2));
-  rows.push_back(compare("4 MLP on 2 devices lrtf", four, 2, 0, "lrtf", costs, latency));
-  rows.push_back(compare("4 MLP on 2 devices fifo", four, 2, 0, "fifo", costs, latency));
-  rows.push_back(compare("4 MLP on 1 device lrtf", four, 1, 0, "lrtf", costs, latency));
+    four.push_back(synthetic_mlp_job(numbered("mlp", i), 1024, 3, 8, 2));
+  rows.push_back(check_simulation("4 MLP on 2 devices lrtf", four, 2, 0, "lrtf", costs, latency));
+  rows.push_back(check_simulation("4 MLP on 2 devices fifo", four, 2, 0, "fifo", costs, latency));
+  rows.push_back(check_simulation("4 MLP on 1 device lrtf", four, 1, 0, "lrtf", costs, latency));
 
   std::vector<JobSpec> mixed;
   for (int i = 0; i < 6; ++i) {
-    JobSpec j =
-        mlp(numbered("mix", i), 384 + 192 * (i % 3), 2 + i % 3, 4 + 2 * (i % 4), 0, i % 2 == 1);
+    JobSpec j = synthetic_mlp_job(numbered("mix", i), 384 + 192 * (i % 3), 2 + i % 3,
+                                  4 + 2 * (i % 4), 0, i % 2 == 1);
     j.eval_every = i % 2 == 0 ? 3 : 0;
     if (i == 5) j.clip_grad_norm = 1.0;
     mixed.push_back(j);
   }
   // 48 MiB per device: the larger models are cut into two shards by the partitioner.
-  rows.push_back(
-      compare("6 mixed on 3 devices 48 MiB lrtf", mixed, 3, 48u << 20, "lrtf", costs, latency));
+  rows.push_back(check_simulation("6 mixed on 3 devices 48 MiB lrtf", mixed, 3, 48u << 20, "lrtf",
+                                  costs, latency));
 
   std::printf("%-34s %10s %10s %8s %10s %8s\n", "run", "measured", "simulated", "ratio", "replayed",
               "ratio");
-  for (const Compared& c : rows)
+  for (const SimulationCheck& c : rows)
     std::printf("%-34s %10.3f %10.3f %8.3f %10.3f %8.3f\n", c.name.c_str(), c.measured, c.simulated,
                 c.ratio(), c.replayed, c.replay_ratio());
   // The same run again: how much measured makespans vary on this machine right now.
-  const Compared again = compare("4 MLP on 2 devices lrtf", four, 2, 0, "lrtf", costs, latency);
+  const SimulationCheck again =
+      check_simulation("4 MLP on 2 devices lrtf", four, 2, 0, "lrtf", costs, latency);
+  for (const SimulationCheck& c : rows)
+    require_done(c);
+  require_done(again);
   const double noise = std::abs(again.measured / rows[0].measured - 1);
   double cores = again.cores;
-  for (const Compared& c : rows)
+  for (const SimulationCheck& c : rows)
     cores = std::min(cores, c.cores);
   const bool quiet = noise < 0.1 && cores >= 1.5;
   std::printf("the same run again: %.3f s (%.0f%% apart), fewest free cores %.2f: %s\n",
               again.measured, 100 * noise, cores,
               quiet ? "quiet machine, checking the bounds"
                     : "busy machine (other processes), ratios only reported");
-  for (const Compared& c : rows) {
+  for (const SimulationCheck& c : rows) {
     INFO(c.name);
     if (quiet) {
       // The schedule model: replaying the run's own task times predicts its makespan within
