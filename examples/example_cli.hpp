@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -284,13 +285,14 @@ inline void print_utilisation(const hydra::RunReport& r) {
                 std::string(static_cast<std::size_t>(bar), '#').c_str(),
                 std::string(static_cast<std::size_t>(30 - bar), '.').c_str());
   }
+  const auto n = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
   std::printf(
       "  scheduler: %llu tasks to idle devices, %llu into a busy device's lookahead slot "
-      "(%llu prefetched), %llu times a device idled while a task was ready\n",
-      static_cast<unsigned long long>(r.scheduler.dispatched_to_idle),
-      static_cast<unsigned long long>(r.scheduler.dispatched_lookahead),
-      static_cast<unsigned long long>(r.scheduler.prefetched),
-      static_cast<unsigned long long>(r.scheduler.idle_while_ready));
+      "(%llu loaded while another task computed), %llu times a device idled while a task was "
+      "ready\n  prefetch of a job's next shard: %llu hints, %llu hits, %llu dropped\n",
+      n(r.scheduler.dispatched_to_idle), n(r.scheduler.dispatched_lookahead),
+      n(r.scheduler.prefetched), n(r.scheduler.idle_while_ready), n(r.scheduler.prefetch_hints),
+      n(r.scheduler.prefetch_hits), n(r.scheduler.prefetch_dropped));
 }
 
 // Writes into `dir` whatever of the standard reports hydra::run did not write itself
