@@ -12,6 +12,7 @@
 //   // an unknown flag or a bad value throws examples::UsageError naming the flag
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -209,6 +210,25 @@ class Flags {
   std::vector<Flag> flags_;
   std::vector<std::string> given_;
 };
+
+// --devices, --device-memory and --policy as the sweeps take them (make_devices() turns the first
+// two into DeviceSpecs).
+inline void add_device_flags(Flags& f, long long* devices, long long* device_memory_mib,
+                             std::string* policy) {
+  f.add_int("--devices", devices, 1, 64, "N",
+            "train on N virtual CPU devices cpu:0..N-1 (default: all GPUs, else 2 virtual CPU "
+            "devices)");
+  f.add_int("--device-memory", device_memory_mib, 1, 1 << 20, "MiB",
+            "memory budget of every device; models are cut into shards that fit half of it "
+            "(default: unlimited on virtual CPU devices, the whole memory on GPUs)");
+  f.add_choice("--policy", policy, {"lrtf", "fifo", "random"},
+               "scheduling policy: lrtf (longest remaining time first), fifo or random");
+}
+
+// Seconds of steady-clock time since `t`.
+inline double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 // Devices for hydra::run: `virtual_cpus` > 0 gives cpu:0..N-1, else hydra::default_devices()
 // (all GPUs, or two virtual CPU devices). `memory_mib` > 0 sets every device's budget.

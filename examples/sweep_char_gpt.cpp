@@ -84,10 +84,6 @@ std::string number(double x, const char* format = "%g") {
   return buf;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 bool parse(int argc, char** argv, Options& o) {
   examples::Flags f("sweep_char_gpt",
                     "Trains several character-level GPTs on the King James Bible at once with\n"
@@ -103,14 +99,7 @@ bool parse(int argc, char** argv, Options& o) {
             "(--quick: 64)");
   f.add_double("--clip", &o.clip, 0.0, 1e6, "NORM",
                "global grad-norm clipping threshold; 0 turns clipping off");
-  f.add_int("--devices", &o.devices, 1, 64, "N",
-            "train on N virtual CPU devices cpu:0..N-1 (default: all GPUs, else 2 virtual CPU "
-            "devices)");
-  f.add_int("--device-memory", &o.device_memory_mib, 1, 1 << 20, "MiB",
-            "memory budget of every device; models are cut into shards that fit half of it "
-            "(default: unlimited on virtual CPU devices, the whole memory on GPUs)");
-  f.add_choice("--policy", &o.policy, {"lrtf", "fifo", "random"},
-               "scheduling policy: lrtf (longest remaining time first), fifo or random");
+  examples::add_device_flags(f, &o.devices, &o.device_memory_mib, &o.policy);
   f.add_string("--out", &o.out, "DIR", "output directory for the reports and checkpoints");
   f.add_string("--corpus", &o.corpus, "FILE",
                "text file to train on (default " + default_kjv_path() +
@@ -213,7 +202,7 @@ int main(int argc, char** argv) {
         "characters, %lld validation windows (of %lld held out) (%.1f s)\n",
         corpus.path.c_str(), corpus.text.size(), static_cast<long long>(vocab),
         static_cast<long long>(lm.train.size()), opt.context, static_cast<long long>(nval),
-        static_cast<long long>(held_out), seconds_since(t0));
+        static_cast<long long>(held_out), examples::seconds_since(t0));
 
     std::mutex mutex;
     std::map<std::string, Weights> trained;  // filled by on_finish, on the job actors' threads
@@ -293,7 +282,7 @@ int main(int argc, char** argv) {
         best = &j;
     std::printf("Sweep of %zu models: %s in the runtime, %s in all (data load included)\n",
                 r.jobs.size(), format_duration(r.seconds).c_str(),
-                format_duration(seconds_since(t0)).c_str());
+                format_duration(examples::seconds_since(t0)).c_str());
 
     std::filesystem::create_directories(opt.out);
     write_results_csv(r.jobs, (std::filesystem::path(opt.out) / "results.csv").string());
@@ -332,7 +321,7 @@ int main(int argc, char** argv) {
           "\n%lld characters from %s after %lld steps (%s, %.1f s):\n----\n%s%s\n----\n",
           opt.gen_chars, best->name.c_str(), static_cast<long long>(best->steps),
           opt.temperature > 0 ? ("temperature " + number(opt.temperature)).c_str() : "greedy",
-          seconds_since(g0), opt.prompt.c_str(), text.c_str());
+          examples::seconds_since(g0), opt.prompt.c_str(), text.c_str());
     }
     return 0;
   } catch (const examples::UsageError& e) {

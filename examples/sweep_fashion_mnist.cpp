@@ -114,10 +114,6 @@ OptimizerPtr make_optimizer(const std::string& name, double lr) {
   return std::make_unique<AdamW>(lr, 0.9, 0.999, 1e-8, 1e-4);
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 bool parse(int argc, char** argv, Options& o) {
   examples::Flags f("sweep_fashion_mnist",
                     "Trains a sweep of MLP and CNN configurations on Fashion-MNIST all at once\n"
@@ -130,14 +126,7 @@ bool parse(int argc, char** argv, Options& o) {
   f.add_int("--batch-size", &o.batch_size, 1, 4096, "N", "minibatch size");
   f.add_int("--evals-per-epoch", &o.evals_per_epoch, 1, 100, "N",
             "validations per epoch (and one at the end)");
-  f.add_int("--devices", &o.devices, 1, 64, "N",
-            "train on N virtual CPU devices cpu:0..N-1 (default: all GPUs, else 2 virtual CPU "
-            "devices)");
-  f.add_int("--device-memory", &o.device_memory_mib, 1, 1 << 20, "MiB",
-            "memory budget of every device; models are cut into shards that fit half of it "
-            "(default: unlimited on virtual CPU devices, the whole memory on GPUs)");
-  f.add_choice("--policy", &o.policy, {"lrtf", "fifo", "random"},
-               "scheduling policy: lrtf (longest remaining time first), fifo or random");
+  examples::add_device_flags(f, &o.devices, &o.device_memory_mib, &o.policy);
   f.add_string("--out", &o.out, "DIR", "output directory for the reports and checkpoints");
   f.add_string(
       "--data-dir", &o.data_dir, "DIR",
@@ -181,7 +170,7 @@ int main(int argc, char** argv) {
     const std::vector<std::int64_t> train_idx(perm.begin(), perm.begin() + opt.train_samples);
     const std::vector<std::int64_t> val_idx(perm.end() - opt.val_samples, perm.end());
     const DataSplits data{all.subset(train_idx), all.subset(val_idx)};
-    const double load_s = seconds_since(t0);
+    const double load_s = examples::seconds_since(t0);
     std::printf("Fashion-MNIST from %s: %lld training and %lld validation images (%.1f s)%s\n",
                 dir.c_str(), opt.train_samples, opt.val_samples, load_s,
                 opt.quick ? " [quick]" : "");
@@ -254,7 +243,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(best->best_step));
     std::printf("Sweep of %zu models: %s in the runtime, %s in all (data load included)\n",
                 r.jobs.size(), format_duration(r.seconds).c_str(),
-                format_duration(seconds_since(t0)).c_str());
+                format_duration(examples::seconds_since(t0)).c_str());
 
     {
       std::filesystem::create_directories(opt.out);

@@ -56,10 +56,6 @@ struct Options {
   bool no_progress = false;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 bool parse(int argc, char** argv, Options& o) {
   examples::Flags f("train_larger_than_device",
                     "Trains one wide MLP on Fashion-MNIST whose parameters and optimizer state\n"
@@ -245,7 +241,7 @@ int main(int argc, char** argv) {
       std::printf("  %s %s", d.device.str().c_str(),
                   examples::mib(double(memory_pool(d.device).peak())).c_str());
     std::printf("\nWall: %s in the runtime, %s in all\n", format_duration(r.seconds).c_str(),
-                format_duration(seconds_since(t0)).c_str());
+                format_duration(examples::seconds_since(t0)).c_str());
     examples::print_outputs(examples::complete_outputs(r, opt.out), opt.out);
     return 0;
   } catch (const examples::UsageError& e) {
