@@ -74,6 +74,9 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
 Task<void> run_job(caf::event_based_actor* self, std::shared_ptr<JobContext::Parts> p,
                    std::shared_ptr<JobContext> ctx) {
   build(self, *p);
+  // Data loaded and model partitioned: the job now waits for devices until its first step is
+  // done (under Sharded-LRTF, jobs with less remaining work start later).
+  ctx->show_progress("waiting");
   // The optimizer actor owns the configuration the tasks use.
   p->optimizer_config = co_await request<OptimizerConfig>(self, p->optimizer, config_atom::value);
   const JobSpec& spec = p->setup.spec;
