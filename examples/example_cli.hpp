@@ -225,6 +225,41 @@ inline void add_device_flags(Flags& f, long long* devices, long long* device_mem
                "scheduling policy: lrtf (longest remaining time first), fifo or random");
 }
 
+// The shape of every example's main(): parse the flags into Options (exit 0 after --help), then
+// run `body(options)`. A UsageError (from the flags or from checks in the body) becomes
+// "<program>: <what>\n(see --help)" and exit 2; any other exception "<program>: <what>", exit 1.
+template <class Options, class Parse, class Body>
+int run_program(const char* program, int argc, char** argv, Parse parse, Body body) {
+  try {
+    Options options;
+    if (!parse(argc, argv, options)) return 0;
+    return body(options);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n(see --help)\n", program, e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 1;
+  }
+}
+
+// Throws UsageError unless `train` + `val` images fit the 60000 Fashion-MNIST training images.
+inline void check_fashion_mnist_samples(long long train, long long val) {
+  if (train + val > 60000)
+    throw UsageError("--train-samples + --val-samples: " + std::to_string(train + val) +
+                     " exceeds the 60000 training images");
+}
+
+// A seeded shuffle of `all` (the training set): the first `train` samples for training, the last
+// `val` held out for validation (the test set stays untouched).
+inline hydra::DataSplits seeded_split(const hydra::Dataset& all, long long train, long long val,
+                                      long long seed) {
+  const std::vector<std::int64_t> perm =
+      hydra::seeded_permutation(all.size(), static_cast<std::uint64_t>(seed));
+  return {all.subset({perm.begin(), perm.begin() + train}),
+          all.subset({perm.end() - val, perm.end()})};
+}
+
 // Seconds of steady-clock time since `t`.
 inline double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();

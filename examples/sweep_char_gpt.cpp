@@ -167,168 +167,159 @@ std::string generate(Model& model, const CharVocab& vocab, const std::string& pr
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  Options opt;
-  try {
-    if (!parse(argc, argv, opt)) return 0;
-  } catch (const examples::UsageError& e) {
-    std::fprintf(stderr, "sweep_char_gpt: %s\n(see --help)\n", e.what());
-    return 2;
+namespace {
+
+int run_example(Options& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const TextCorpus corpus = opt.corpus.empty() ? load_kjv_corpus() : load_text_corpus(opt.corpus);
+  for (char c : opt.prompt)
+    if (!corpus.vocab.contains(c))
+      throw examples::UsageError(
+          "--prompt: " +
+          (c > ' ' && c < 127 ? "the character '" + std::string(1, c) + "'"
+                              : "the byte " + std::to_string(static_cast<unsigned char>(c))) +
+          " does not occur in " + corpus.path);
+  LmDatasets lm =
+      make_lm_datasets(corpus.ids, {.context = opt.context, .stride = 0, .val_fraction = 0.1});
+  // Validation windows spread evenly over the held-out part (a slice of the whole of it would
+  // cost more than the training at these step counts).
+  const std::int64_t held_out = lm.validation.size();
+  if (held_out == 0) throw Error("the text is too short for one validation window");
+  const std::int64_t nval = std::min<std::int64_t>(opt.val_windows, held_out);
+  std::vector<std::int64_t> val_idx;
+  for (std::int64_t i = 0; i < nval; ++i)
+    val_idx.push_back(i * held_out / nval);
+  const DataSplits data{lm.train, lm.validation.subset(val_idx)};
+  const std::int64_t vocab = corpus.vocab.size();
+  std::printf(
+      "Corpus %s: %zu characters, vocabulary of %lld; %lld training windows of %lld "
+      "characters, %lld validation windows (of %lld held out) (%.1f s)\n",
+      corpus.path.c_str(), corpus.text.size(), static_cast<long long>(vocab),
+      static_cast<long long>(lm.train.size()), opt.context, static_cast<long long>(nval),
+      static_cast<long long>(held_out), examples::seconds_since(t0));
+
+  std::mutex mutex;
+  std::map<std::string, Weights> trained;  // filled by on_finish, on the job actors' threads
+  std::map<std::string, Config> configs;
+  std::vector<JobSpec> jobs;
+  for (const Config& c : configurations()) {
+    const std::string name = c.name();
+    if (!opt.only.empty() && name.find(opt.only) == std::string::npos) continue;
+    configs[name] = c;
+    JobSpec j;
+    j.name = name;
+    j.config = {{"dim", std::to_string(c.dim)},
+                {"layers", std::to_string(c.layers)},
+                {"heads", std::to_string(c.heads)},
+                {"lr", number(c.lr)}};
+    j.make_model = [c, vocab, context = opt.context] {
+      return make_gpt(vocab, context, c.dim, c.heads, c.layers);
+    };
+    j.make_optimizer = [lr = c.lr] { return std::make_unique<AdamW>(lr, 0.9, 0.99, 1e-8, 0.01); };
+    j.data = [data] { return data; };
+    j.data_key = "kjv-" + std::to_string(opt.context);
+    j.batch_size = opt.batch_size;
+    j.max_steps = opt.steps;
+    j.eval_every = opt.eval_every;
+    j.clip_grad_norm = opt.clip;
+    j.seed = static_cast<std::uint64_t>(opt.seed);
+    j.on_finish = [&mutex, &trained, name](Model& m) {
+      Weights w;
+      for (Parameter* p : m.parameters())
+        w.push_back(p->value.to(Device::host()).clone());
+      const std::lock_guard<std::mutex> lock(mutex);
+      trained[name] = std::move(w);
+    };
+    jobs.push_back(std::move(j));
   }
-  try {
-    const auto t0 = std::chrono::steady_clock::now();
-    const TextCorpus corpus = opt.corpus.empty() ? load_kjv_corpus() : load_text_corpus(opt.corpus);
-    for (char c : opt.prompt)
-      if (!corpus.vocab.contains(c))
-        throw examples::UsageError(
-            "--prompt: " +
-            (c > ' ' && c < 127 ? "the character '" + std::string(1, c) + "'"
-                                : "the byte " + std::to_string(static_cast<unsigned char>(c))) +
-            " does not occur in " + corpus.path);
-    LmDatasets lm =
-        make_lm_datasets(corpus.ids, {.context = opt.context, .stride = 0, .val_fraction = 0.1});
-    // Validation windows spread evenly over the held-out part (a slice of the whole of it would
-    // cost more than the training at these step counts).
-    const std::int64_t held_out = lm.validation.size();
-    if (held_out == 0) throw Error("the text is too short for one validation window");
-    const std::int64_t nval = std::min<std::int64_t>(opt.val_windows, held_out);
-    std::vector<std::int64_t> val_idx;
-    for (std::int64_t i = 0; i < nval; ++i)
-      val_idx.push_back(i * held_out / nval);
-    const DataSplits data{lm.train, lm.validation.subset(val_idx)};
-    const std::int64_t vocab = corpus.vocab.size();
-    std::printf(
-        "Corpus %s: %zu characters, vocabulary of %lld; %lld training windows of %lld "
-        "characters, %lld validation windows (of %lld held out) (%.1f s)\n",
-        corpus.path.c_str(), corpus.text.size(), static_cast<long long>(vocab),
-        static_cast<long long>(lm.train.size()), opt.context, static_cast<long long>(nval),
-        static_cast<long long>(held_out), examples::seconds_since(t0));
+  if (jobs.empty())
+    throw examples::UsageError("--only: '" + opt.only + "' matches no configuration");
 
-    std::mutex mutex;
-    std::map<std::string, Weights> trained;  // filled by on_finish, on the job actors' threads
-    std::map<std::string, Config> configs;
-    std::vector<JobSpec> jobs;
-    for (const Config& c : configurations()) {
-      const std::string name = c.name();
-      if (!opt.only.empty() && name.find(opt.only) == std::string::npos) continue;
-      configs[name] = c;
-      JobSpec j;
-      j.name = name;
-      j.config = {{"dim", std::to_string(c.dim)},
-                  {"layers", std::to_string(c.layers)},
-                  {"heads", std::to_string(c.heads)},
-                  {"lr", number(c.lr)}};
-      j.make_model = [c, vocab, context = opt.context] {
-        return make_gpt(vocab, context, c.dim, c.heads, c.layers);
-      };
-      j.make_optimizer = [lr = c.lr] { return std::make_unique<AdamW>(lr, 0.9, 0.99, 1e-8, 0.01); };
-      j.data = [data] { return data; };
-      j.data_key = "kjv-" + std::to_string(opt.context);
-      j.batch_size = opt.batch_size;
-      j.max_steps = opt.steps;
-      j.eval_every = opt.eval_every;
-      j.clip_grad_norm = opt.clip;
-      j.seed = static_cast<std::uint64_t>(opt.seed);
-      j.on_finish = [&mutex, &trained, name](Model& m) {
-        Weights w;
-        for (Parameter* p : m.parameters())
-          w.push_back(p->value.to(Device::host()).clone());
-        const std::lock_guard<std::mutex> lock(mutex);
-        trained[name] = std::move(w);
-      };
-      jobs.push_back(std::move(j));
-    }
-    if (jobs.empty())
-      throw examples::UsageError("--only: '" + opt.only + "' matches no configuration");
+  RuntimeOptions ro;
+  ro.devices = examples::make_devices(opt.devices, opt.device_memory_mib);
+  ro.policy = opt.policy;
+  ro.policy_seed = static_cast<std::uint64_t>(opt.seed);
+  ro.progress = !opt.no_progress;
+  ro.out_dir = opt.out;
+  std::string device_list;
+  for (const DeviceSpec& d : ro.devices)
+    device_list += (device_list.empty() ? "" : ", ") + d.device.str();
+  std::printf(
+      "Training %zu GPTs at once on %s: %lld steps of %lld windows, AdamW, grad-norm clip %g, "
+      "policy %s\n",
+      jobs.size(), device_list.c_str(), opt.steps, opt.batch_size, opt.clip, opt.policy.c_str());
+  std::fflush(stdout);
 
-    RuntimeOptions ro;
-    ro.devices = examples::make_devices(opt.devices, opt.device_memory_mib);
-    ro.policy = opt.policy;
-    ro.policy_seed = static_cast<std::uint64_t>(opt.seed);
-    ro.progress = !opt.no_progress;
-    ro.out_dir = opt.out;
-    std::string device_list;
-    for (const DeviceSpec& d : ro.devices)
-      device_list += (device_list.empty() ? "" : ", ") + d.device.str();
-    std::printf(
-        "Training %zu GPTs at once on %s: %lld steps of %lld windows, AdamW, grad-norm clip %g, "
-        "policy %s\n",
-        jobs.size(), device_list.c_str(), opt.steps, opt.batch_size, opt.clip, opt.policy.c_str());
-    std::fflush(stdout);
+  RunReport r = run(jobs, ro);
 
-    RunReport r = run(jobs, ro);
+  // Bits per character: the cross-entropy in nats over ln 2, shown as one more column.
+  for (JobResult& j : r.jobs)
+    if (j.best_step >= 0) j.config["val_bpc"] = number(j.best_val_loss / std::numbers::ln2, "%.3f");
+  const std::string table = format_results_table(r.jobs, "val_loss");
+  std::printf(
+      "\nResults, ranked by best validation loss (nats per character; val_bpc in bits; "
+      "\"best val acc\" is next-character accuracy):\n%s\n",
+      table.c_str());
+  examples::print_utilisation(r);
+  const examples::TraceTotals tt = examples::trace_totals(r.trace);
+  std::printf(
+      "  %zu compute tasks, %.1f s of compute; %s loaded and %s stored host<->device "
+      "(%.1f%% of device time in transfers)\n",
+      tt.tasks, tt.compute_s, examples::mib(double(tt.load_bytes)).c_str(),
+      examples::mib(double(tt.store_bytes)).c_str(), 100.0 * tt.transfer_share());
 
-    // Bits per character: the cross-entropy in nats over ln 2, shown as one more column.
-    for (JobResult& j : r.jobs)
-      if (j.best_step >= 0)
-        j.config["val_bpc"] = number(j.best_val_loss / std::numbers::ln2, "%.3f");
-    const std::string table = format_results_table(r.jobs, "val_loss");
-    std::printf(
-        "\nResults, ranked by best validation loss (nats per character; val_bpc in bits; "
-        "\"best val acc\" is next-character accuracy):\n%s\n",
-        table.c_str());
-    examples::print_utilisation(r);
-    const examples::TraceTotals tt = examples::trace_totals(r.trace);
-    std::printf(
-        "  %zu compute tasks, %.1f s of compute; %s loaded and %s stored host<->device "
-        "(%.1f%% of device time in transfers)\n",
-        tt.tasks, tt.compute_s, examples::mib(double(tt.load_bytes)).c_str(),
-        examples::mib(double(tt.store_bytes)).c_str(), 100.0 * tt.transfer_share());
+  const JobResult* best = nullptr;
+  for (const JobResult& j : r.jobs)
+    if (j.status == JobStatus::done && j.best_step >= 0 &&
+        (!best || j.best_val_loss < best->best_val_loss))
+      best = &j;
+  std::printf("Sweep of %zu models: %s in the runtime, %s in all (data load included)\n",
+              r.jobs.size(), format_duration(r.seconds).c_str(),
+              format_duration(examples::seconds_since(t0)).c_str());
 
-    const JobResult* best = nullptr;
-    for (const JobResult& j : r.jobs)
-      if (j.status == JobStatus::done && j.best_step >= 0 &&
-          (!best || j.best_val_loss < best->best_val_loss))
-        best = &j;
-    std::printf("Sweep of %zu models: %s in the runtime, %s in all (data load included)\n",
-                r.jobs.size(), format_duration(r.seconds).c_str(),
-                format_duration(examples::seconds_since(t0)).c_str());
-
-    std::filesystem::create_directories(opt.out);
-    write_results_csv(r.jobs, (std::filesystem::path(opt.out) / "results.csv").string());
-    {
-      std::ofstream txt(std::filesystem::path(opt.out) / "results.txt");
-      txt << "Results, ranked by best validation loss:\n"
-          << table << "\nutilisation: " << examples::utilisation_line(r) << "\nwall: " << r.seconds
-          << " s\n";
-    }
-    examples::print_outputs(examples::complete_outputs(r, opt.out), opt.out);
-    if (best == nullptr) {
-      std::fprintf(stderr, "sweep_char_gpt: no model finished\n");
-      return 1;
-    }
-
-    std::printf("\nBest: %s, validation loss %.4f nats = %.3f bits per character at step %lld\n",
-                best->name.c_str(), best->best_val_loss, best->best_val_loss / std::numbers::ln2,
-                static_cast<long long>(best->best_step));
-    if (opt.gen_chars > 0) {
-      const auto it = trained.find(best->name);
-      if (it == trained.end()) throw Error("on_finish did not deliver " + best->name);
-      const Config& c = configs.at(best->name);
-      Model model = make_gpt(vocab, opt.context, c.dim, c.heads, c.layers);
-      model.init(0);
-      const std::vector<Parameter*> params = model.parameters();
-      const Weights& w = it->second;
-      check(params.size() == w.size(), "parameter count mismatch for " + best->name);
-      for (std::size_t i = 0; i < params.size(); ++i) {
-        check(params[i]->value.shape() == w[i].shape(), "parameter shape mismatch");
-        params[i]->value = w[i];
-      }
-      const auto g0 = std::chrono::steady_clock::now();
-      const std::string text = generate(model, corpus.vocab, opt.prompt, opt.context, opt.gen_chars,
-                                        opt.temperature, static_cast<std::uint64_t>(opt.seed));
-      std::printf(
-          "\n%lld characters from %s after %lld steps (%s, %.1f s):\n----\n%s%s\n----\n",
-          opt.gen_chars, best->name.c_str(), static_cast<long long>(best->steps),
-          opt.temperature > 0 ? ("temperature " + number(opt.temperature)).c_str() : "greedy",
-          examples::seconds_since(g0), opt.prompt.c_str(), text.c_str());
-    }
-    return 0;
-  } catch (const examples::UsageError& e) {
-    std::fprintf(stderr, "sweep_char_gpt: %s\n(see --help)\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sweep_char_gpt: %s\n", e.what());
+  std::filesystem::create_directories(opt.out);
+  write_results_csv(r.jobs, (std::filesystem::path(opt.out) / "results.csv").string());
+  {
+    std::ofstream txt(std::filesystem::path(opt.out) / "results.txt");
+    txt << "Results, ranked by best validation loss:\n"
+        << table << "\nutilisation: " << examples::utilisation_line(r) << "\nwall: " << r.seconds
+        << " s\n";
+  }
+  examples::print_outputs(examples::complete_outputs(r, opt.out), opt.out);
+  if (best == nullptr) {
+    std::fprintf(stderr, "sweep_char_gpt: no model finished\n");
     return 1;
   }
+
+  std::printf("\nBest: %s, validation loss %.4f nats = %.3f bits per character at step %lld\n",
+              best->name.c_str(), best->best_val_loss, best->best_val_loss / std::numbers::ln2,
+              static_cast<long long>(best->best_step));
+  if (opt.gen_chars > 0) {
+    const auto it = trained.find(best->name);
+    if (it == trained.end()) throw Error("on_finish did not deliver " + best->name);
+    const Config& c = configs.at(best->name);
+    Model model = make_gpt(vocab, opt.context, c.dim, c.heads, c.layers);
+    model.init(0);
+    const std::vector<Parameter*> params = model.parameters();
+    const Weights& w = it->second;
+    check(params.size() == w.size(), "parameter count mismatch for " + best->name);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      check(params[i]->value.shape() == w[i].shape(), "parameter shape mismatch");
+      params[i]->value = w[i];
+    }
+    const auto g0 = std::chrono::steady_clock::now();
+    const std::string text = generate(model, corpus.vocab, opt.prompt, opt.context, opt.gen_chars,
+                                      opt.temperature, static_cast<std::uint64_t>(opt.seed));
+    std::printf("\n%lld characters from %s after %lld steps (%s, %.1f s):\n----\n%s%s\n----\n",
+                opt.gen_chars, best->name.c_str(), static_cast<long long>(best->steps),
+                opt.temperature > 0 ? ("temperature " + number(opt.temperature)).c_str() : "greedy",
+                examples::seconds_since(g0), opt.prompt.c_str(), text.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run_program<Options>("sweep_char_gpt", argc, argv, parse, run_example);
 }

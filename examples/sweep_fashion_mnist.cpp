@@ -142,124 +142,107 @@ bool parse(int argc, char** argv, Options& o) {
     if (!f.given("--train-samples")) o.train_samples = 4000;
     if (!f.given("--val-samples")) o.val_samples = 1000;
   }
-  if (o.train_samples + o.val_samples > 60000)
-    throw examples::UsageError(
-        "--train-samples + --val-samples: " + std::to_string(o.train_samples + o.val_samples) +
-        " exceeds the 60000 training images");
+  examples::check_fashion_mnist_samples(o.train_samples, o.val_samples);
   return true;
 }
 
 }  // namespace
 
+namespace {
+
+int run_example(Options& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string dir = opt.data_dir.empty() ? default_fashion_mnist_dir() : opt.data_dir;
+  const Dataset all = load_fashion_mnist(dir, FashionMnistSplit::train);
+  const DataSplits data = examples::seeded_split(all, opt.train_samples, opt.val_samples, opt.seed);
+  const double load_s = examples::seconds_since(t0);
+  std::printf("Fashion-MNIST from %s: %lld training and %lld validation images (%.1f s)%s\n",
+              dir.c_str(), opt.train_samples, opt.val_samples, load_s, opt.quick ? " [quick]" : "");
+
+  const std::int64_t steps_per_epoch = (opt.train_samples + opt.batch_size - 1) / opt.batch_size;
+  std::vector<JobSpec> jobs;
+  for (const Config& c : configurations()) {
+    if (!opt.only.empty() && c.name.find(opt.only) == std::string::npos) continue;
+    JobSpec j;
+    j.name = c.name;
+    j.config = {{"model", c.family},
+                {"width", c.width},
+                {"depth", std::to_string(c.depth)},
+                {"opt", c.optimizer},
+                {"lr", lr_text(c.lr)}};
+    j.make_model = c.make_model;
+    j.make_optimizer = [o = c.optimizer, lr = c.lr] { return make_optimizer(o, lr); };
+    j.data = [data] { return data; };
+    j.data_key = "fashion-mnist";
+    j.batch_size = opt.batch_size;
+    j.epochs = opt.epochs;
+    j.eval_every = std::max<std::int64_t>(
+        1, (steps_per_epoch + opt.evals_per_epoch - 1) / opt.evals_per_epoch);
+    j.seed = static_cast<std::uint64_t>(opt.seed);
+    jobs.push_back(std::move(j));
+  }
+  if (jobs.empty())
+    throw examples::UsageError("--only: '" + opt.only + "' matches no configuration");
+
+  RuntimeOptions ro;
+  ro.devices = examples::make_devices(opt.devices, opt.device_memory_mib);
+  ro.policy = opt.policy;
+  ro.policy_seed = static_cast<std::uint64_t>(opt.seed);
+  ro.progress = !opt.no_progress;
+  ro.out_dir = opt.out;
+  std::string device_list;
+  for (const DeviceSpec& d : ro.devices)
+    device_list += (device_list.empty() ? "" : ", ") + d.device.str() +
+                   (d.memory_bytes > 0 ? " (" + examples::mib(double(d.memory_bytes)) + ")" : "");
+  std::printf(
+      "Training %zu configurations at once on %s: %lld epoch%s of %lld steps (batch %lld), "
+      "policy %s\n",
+      jobs.size(), device_list.c_str(), opt.epochs, opt.epochs == 1 ? "" : "s",
+      static_cast<long long>(steps_per_epoch), opt.batch_size, opt.policy.c_str());
+  std::fflush(stdout);
+
+  const RunReport r = run(jobs, ro);
+
+  const std::string table = format_results_table(r.jobs, "val_accuracy");
+  std::printf("\nResults, ranked by best validation accuracy (%lld held-out images):\n%s\n",
+              opt.val_samples, table.c_str());
+  examples::print_utilisation(r);
+  const examples::TraceTotals tt = examples::trace_totals(r.trace);
+  std::printf(
+      "  %zu compute tasks, %.1f s of compute; %s loaded and %s stored host<->device "
+      "(%.1f%% of device time in transfers)\n",
+      tt.tasks, tt.compute_s, examples::mib(double(tt.load_bytes)).c_str(),
+      examples::mib(double(tt.store_bytes)).c_str(), 100.0 * tt.transfer_share());
+
+  std::size_t done = 0;
+  const JobResult* best = nullptr;
+  for (const JobResult& j : r.jobs) {
+    if (j.status != JobStatus::done) continue;
+    ++done;
+    if (j.best_step >= 0 && (!best || j.best_val_accuracy > best->best_val_accuracy)) best = &j;
+  }
+  if (best)
+    std::printf("\nBest: %s with %.2f%% validation accuracy (loss %.4f) at step %lld\n",
+                best->name.c_str(), 100.0 * best->best_val_accuracy, best->best_val_loss,
+                static_cast<long long>(best->best_step));
+  std::printf("Sweep of %zu models: %s in the runtime, %s in all (data load included)\n",
+              r.jobs.size(), format_duration(r.seconds).c_str(),
+              format_duration(examples::seconds_since(t0)).c_str());
+
+  {
+    std::filesystem::create_directories(opt.out);
+    std::ofstream txt(std::filesystem::path(opt.out) / "results.txt");
+    txt << "Results, ranked by best validation accuracy:\n"
+        << table << "\nutilisation: " << examples::utilisation_line(r) << "\nwall: " << r.seconds
+        << " s\n";
+  }
+  examples::print_outputs(examples::complete_outputs(r, opt.out), opt.out);
+  // A diverged configuration is a result of the sweep, not an error of the program.
+  return done > 0 ? 0 : 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  Options opt;
-  try {
-    if (!parse(argc, argv, opt)) return 0;
-  } catch (const examples::UsageError& e) {
-    std::fprintf(stderr, "sweep_fashion_mnist: %s\n(see --help)\n", e.what());
-    return 2;
-  }
-  try {
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::string dir = opt.data_dir.empty() ? default_fashion_mnist_dir() : opt.data_dir;
-    const Dataset all = load_fashion_mnist(dir, FashionMnistSplit::train);
-    // A seeded shuffle of the 60000 training images: the first train_samples for training, the
-    // last val_samples held out for validation (the test set stays untouched).
-    const std::vector<std::int64_t> perm =
-        seeded_permutation(all.size(), static_cast<std::uint64_t>(opt.seed));
-    const std::vector<std::int64_t> train_idx(perm.begin(), perm.begin() + opt.train_samples);
-    const std::vector<std::int64_t> val_idx(perm.end() - opt.val_samples, perm.end());
-    const DataSplits data{all.subset(train_idx), all.subset(val_idx)};
-    const double load_s = examples::seconds_since(t0);
-    std::printf("Fashion-MNIST from %s: %lld training and %lld validation images (%.1f s)%s\n",
-                dir.c_str(), opt.train_samples, opt.val_samples, load_s,
-                opt.quick ? " [quick]" : "");
-
-    const std::int64_t steps_per_epoch = (opt.train_samples + opt.batch_size - 1) / opt.batch_size;
-    std::vector<JobSpec> jobs;
-    for (const Config& c : configurations()) {
-      if (!opt.only.empty() && c.name.find(opt.only) == std::string::npos) continue;
-      JobSpec j;
-      j.name = c.name;
-      j.config = {{"model", c.family},
-                  {"width", c.width},
-                  {"depth", std::to_string(c.depth)},
-                  {"opt", c.optimizer},
-                  {"lr", lr_text(c.lr)}};
-      j.make_model = c.make_model;
-      j.make_optimizer = [o = c.optimizer, lr = c.lr] { return make_optimizer(o, lr); };
-      j.data = [data] { return data; };
-      j.data_key = "fashion-mnist";
-      j.batch_size = opt.batch_size;
-      j.epochs = opt.epochs;
-      j.eval_every = std::max<std::int64_t>(
-          1, (steps_per_epoch + opt.evals_per_epoch - 1) / opt.evals_per_epoch);
-      j.seed = static_cast<std::uint64_t>(opt.seed);
-      jobs.push_back(std::move(j));
-    }
-    if (jobs.empty())
-      throw examples::UsageError("--only: '" + opt.only + "' matches no configuration");
-
-    RuntimeOptions ro;
-    ro.devices = examples::make_devices(opt.devices, opt.device_memory_mib);
-    ro.policy = opt.policy;
-    ro.policy_seed = static_cast<std::uint64_t>(opt.seed);
-    ro.progress = !opt.no_progress;
-    ro.out_dir = opt.out;
-    std::string device_list;
-    for (const DeviceSpec& d : ro.devices)
-      device_list += (device_list.empty() ? "" : ", ") + d.device.str() +
-                     (d.memory_bytes > 0 ? " (" + examples::mib(double(d.memory_bytes)) + ")" : "");
-    std::printf(
-        "Training %zu configurations at once on %s: %lld epoch%s of %lld steps (batch %lld), "
-        "policy %s\n",
-        jobs.size(), device_list.c_str(), opt.epochs, opt.epochs == 1 ? "" : "s",
-        static_cast<long long>(steps_per_epoch), opt.batch_size, opt.policy.c_str());
-    std::fflush(stdout);
-
-    const RunReport r = run(jobs, ro);
-
-    const std::string table = format_results_table(r.jobs, "val_accuracy");
-    std::printf("\nResults, ranked by best validation accuracy (%lld held-out images):\n%s\n",
-                opt.val_samples, table.c_str());
-    examples::print_utilisation(r);
-    const examples::TraceTotals tt = examples::trace_totals(r.trace);
-    std::printf(
-        "  %zu compute tasks, %.1f s of compute; %s loaded and %s stored host<->device "
-        "(%.1f%% of device time in transfers)\n",
-        tt.tasks, tt.compute_s, examples::mib(double(tt.load_bytes)).c_str(),
-        examples::mib(double(tt.store_bytes)).c_str(), 100.0 * tt.transfer_share());
-
-    std::size_t done = 0;
-    const JobResult* best = nullptr;
-    for (const JobResult& j : r.jobs) {
-      if (j.status != JobStatus::done) continue;
-      ++done;
-      if (j.best_step >= 0 && (!best || j.best_val_accuracy > best->best_val_accuracy)) best = &j;
-    }
-    if (best)
-      std::printf("\nBest: %s with %.2f%% validation accuracy (loss %.4f) at step %lld\n",
-                  best->name.c_str(), 100.0 * best->best_val_accuracy, best->best_val_loss,
-                  static_cast<long long>(best->best_step));
-    std::printf("Sweep of %zu models: %s in the runtime, %s in all (data load included)\n",
-                r.jobs.size(), format_duration(r.seconds).c_str(),
-                format_duration(examples::seconds_since(t0)).c_str());
-
-    {
-      std::filesystem::create_directories(opt.out);
-      std::ofstream txt(std::filesystem::path(opt.out) / "results.txt");
-      txt << "Results, ranked by best validation accuracy:\n"
-          << table << "\nutilisation: " << examples::utilisation_line(r) << "\nwall: " << r.seconds
-          << " s\n";
-    }
-    examples::print_outputs(examples::complete_outputs(r, opt.out), opt.out);
-    // A diverged configuration is a result of the sweep, not an error of the program.
-    return done > 0 ? 0 : 1;
-  } catch (const examples::UsageError& e) {
-    std::fprintf(stderr, "sweep_fashion_mnist: %s\n(see --help)\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sweep_fashion_mnist: %s\n", e.what());
-    return 1;
-  }
+  return examples::run_program<Options>("sweep_fashion_mnist", argc, argv, parse, run_example);
 }

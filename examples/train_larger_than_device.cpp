@@ -90,10 +90,7 @@ bool parse(int argc, char** argv, Options& o) {
     if (!f.given("--val-samples")) o.val_samples = 500;
     if (!f.given("--evals")) o.evals = 2;
   }
-  if (o.train_samples + o.val_samples > 60000)
-    throw examples::UsageError(
-        "--train-samples + --val-samples: " + std::to_string(o.train_samples + o.val_samples) +
-        " exceeds the 60000 training images");
+  examples::check_fashion_mnist_samples(o.train_samples, o.val_samples);
   return true;
 }
 
@@ -103,152 +100,140 @@ Model make_model(const Options& o) {
 
 }  // namespace
 
+namespace {
+
+int run_example(Options& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int slots = opt.optimizer == "adamw" ? 2 : 1;
+  const std::size_t budget = static_cast<std::size_t>(opt.device_memory_mib) << 20;
+
+  // The model's size on a device: f32 values, gradients and optimizer state.
+  const Model probe = make_model(opt);
+  const auto params = static_cast<std::size_t>(probe.parameter_count());
+  const std::size_t values = params * 4, state = values * static_cast<std::size_t>(slots);
+  const std::size_t model_bytes = 2 * values + state;
+  const std::size_t all_budgets = budget * static_cast<std::size_t>(opt.devices);
+  std::printf("Model: MLP 784 -> %lld x %lld -> 10, %zu layers, %.2f M parameters\n", opt.depth,
+              opt.width, probe.size(), static_cast<double>(params) / 1e6);
+  std::printf("  values %s + gradients %s + %s state %s = %s\n",
+              examples::mib(double(values)).c_str(), examples::mib(double(values)).c_str(),
+              opt.optimizer == "adamw" ? "AdamW m, v" : "SGD momentum",
+              examples::mib(double(state)).c_str(), examples::mib(double(model_bytes)).c_str());
+  std::printf("Devices: %lld virtual CPU devices x %s = %s in all\n", opt.devices,
+              examples::mib(double(budget)).c_str(), examples::mib(double(all_budgets)).c_str());
+  std::printf("  the model is %.1fx one device's budget and %.2fx all budgets together\n",
+              double(model_bytes) / double(budget), double(model_bytes) / double(all_budgets));
+  if (model_bytes <= all_budgets)
+    std::printf(
+        "  note: with these flags the model fits the devices together; raise --width "
+        "or --depth, or lower --device-memory, to need spilling\n");
+
+  // The runtime plans the same way: shards that fit half the smallest budget.
+  PartitionOptions po;
+  po.budget_bytes = budget / 2;
+  po.optimizer_slots = slots;
+  const std::vector<ShardSpec> plan =
+      partition(probe, {opt.batch_size, 1, kFashionMnistSide, kFashionMnistSide}, po);
+  std::printf("Shard plan for batch %lld (each shard within half a budget, %s):\n", opt.batch_size,
+              examples::mib(double(po.budget_bytes)).c_str());
+  std::printf("  %-5s %-9s %-32s %11s %11s %11s %11s %10s\n", "shard", "layers", "first layer",
+              "params+opt", "stash", "working", "total", "GFLOP/step");
+  for (std::size_t s = 0; s < plan.size(); ++s) {
+    const ShardSpec& p = plan[s];
+    std::string first = probe.layer(p.begin).name();
+    if (p.end - p.begin > 1) first += " +" + std::to_string(p.end - p.begin - 1);
+    const std::string range = "[" + std::to_string(p.begin) + ", " + std::to_string(p.end) + ")";
+    std::printf("  %-5zu %-9s %-32s %11s %11s %11s %11s %10.3f\n", s, range.c_str(), first.c_str(),
+                examples::mib(double(p.memory.parameters)).c_str(),
+                examples::mib(double(p.memory.stash)).c_str(),
+                examples::mib(double(p.memory.working)).c_str(),
+                examples::mib(double(p.memory.total())).c_str(), 3 * p.forward_flops / 1e9);
+  }
+
+  const std::string dir = opt.data_dir.empty() ? default_fashion_mnist_dir() : opt.data_dir;
+  const Dataset all = load_fashion_mnist(dir, FashionMnistSplit::train);
+  const DataSplits data = examples::seeded_split(all, opt.train_samples, opt.val_samples, opt.seed);
+  const std::int64_t steps =
+      opt.epochs * ((opt.train_samples + opt.batch_size - 1) / opt.batch_size);
+  std::printf("Fashion-MNIST: %lld training, %lld validation images; %lld steps of %lld\n",
+              opt.train_samples, opt.val_samples, static_cast<long long>(steps), opt.batch_size);
+
+  JobSpec job;
+  job.name = "mlp-" + std::to_string(opt.depth) + "x" + std::to_string(opt.width);
+  job.config = {{"width", std::to_string(opt.width)},
+                {"depth", std::to_string(opt.depth)},
+                {"opt", opt.optimizer}};
+  job.make_model = [&opt] { return make_model(opt); };
+  job.make_optimizer = [&opt]() -> OptimizerPtr {
+    if (opt.optimizer == "sgd") return std::make_unique<SGD>(opt.lr, 0.9);
+    return std::make_unique<AdamW>(opt.lr, 0.9, 0.999, 1e-8, 0.0);
+  };
+  job.data = [data] { return data; };
+  job.batch_size = opt.batch_size;
+  job.epochs = opt.epochs;
+  job.eval_every = std::max<std::int64_t>(1, (steps + opt.evals - 1) / opt.evals);
+  job.seed = static_cast<std::uint64_t>(opt.seed);
+
+  RuntimeOptions ro;
+  ro.devices = examples::make_devices(opt.devices, opt.device_memory_mib);
+  ro.policy = opt.policy;
+  ro.progress = !opt.no_progress;
+  ro.out_dir = opt.out;
+  for (const DeviceSpec& d : ro.devices)
+    memory_pool(d.device).reset_peak();
+  std::fflush(stdout);
+
+  const RunReport r = run({job}, ro);
+
+  const JobResult& res = r.jobs.at(0);
+  if (res.status != JobStatus::done) throw Error("training failed: " + res.error);
+  std::set<int> shards;
+  for (const TraceEvent& e : r.trace)
+    shards.insert(e.shard);
+  std::printf("\nTrained %lld steps in %s on %zu shards (planned %zu)\n",
+              static_cast<long long>(res.steps), format_duration(res.seconds).c_str(),
+              shards.size(), plan.size());
+  std::printf("Validation (%lld images):\n  %6s %6s %10s %9s\n", opt.val_samples, "step", "epoch",
+              "val loss", "val acc");
+  for (std::size_t i = 0; i < res.val_loss.size(); ++i)
+    std::printf("  %6lld %6.2f %10.4f %8.2f%%\n", static_cast<long long>(res.val_loss[i].step),
+                res.val_loss[i].epoch, res.val_loss[i].value, 100.0 * res.val_accuracy.at(i).value);
+  if (res.val_loss.size() >= 2)
+    std::printf("  validation loss %s from %.4f to %.4f\n",
+                res.val_loss.back().value < res.val_loss.front().value ? "fell" : "did NOT fall",
+                res.val_loss.front().value, res.val_loss.back().value);
+
+  const examples::TraceTotals tt = examples::trace_totals(r.trace);
+  const double moved = double(tt.load_bytes + tt.store_bytes);
+  std::printf("\nHost <-> device traffic: %s loaded, %s stored (%s, %.1fx the model per step)\n",
+              examples::mib(double(tt.load_bytes)).c_str(),
+              examples::mib(double(tt.store_bytes)).c_str(), examples::mib(moved).c_str(),
+              moved / double(model_bytes) / double(std::max<std::int64_t>(1, res.steps)));
+  std::printf(
+      "  transfer time %.1f s (loads %.1f s, stores %.1f s) vs compute %.1f s: transfers are "
+      "%.1f%% of device time, %.2f GB/s\n",
+      tt.load_s + tt.store_s, tt.load_s, tt.store_s, tt.compute_s, 100.0 * tt.transfer_share(),
+      tt.load_s + tt.store_s > 0 ? moved / (tt.load_s + tt.store_s) / 1e9 : 0.0);
+  examples::print_utilisation(r);
+  double sum = 0;
+  for (const auto& [device, u] : r.utilisation)
+    sum += u;
+  std::printf(
+      "  sum %.2f: one model's shards run one after another (each needs the previous one's "
+      "output), so about one device computes at a time while the others load\n",
+      sum);
+  std::printf("Peak memory in use per device (budget %s):", examples::mib(double(budget)).c_str());
+  for (const DeviceSpec& d : ro.devices)
+    std::printf("  %s %s", d.device.str().c_str(),
+                examples::mib(double(memory_pool(d.device).peak())).c_str());
+  std::printf("\nWall: %s in the runtime, %s in all\n", format_duration(r.seconds).c_str(),
+              format_duration(examples::seconds_since(t0)).c_str());
+  examples::print_outputs(examples::complete_outputs(r, opt.out), opt.out);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  Options opt;
-  try {
-    if (!parse(argc, argv, opt)) return 0;
-  } catch (const examples::UsageError& e) {
-    std::fprintf(stderr, "train_larger_than_device: %s\n(see --help)\n", e.what());
-    return 2;
-  }
-  try {
-    const auto t0 = std::chrono::steady_clock::now();
-    const int slots = opt.optimizer == "adamw" ? 2 : 1;
-    const std::size_t budget = static_cast<std::size_t>(opt.device_memory_mib) << 20;
-
-    // The model's size on a device: f32 values, gradients and optimizer state.
-    const Model probe = make_model(opt);
-    const auto params = static_cast<std::size_t>(probe.parameter_count());
-    const std::size_t values = params * 4, state = values * static_cast<std::size_t>(slots);
-    const std::size_t model_bytes = 2 * values + state;
-    const std::size_t all_budgets = budget * static_cast<std::size_t>(opt.devices);
-    std::printf("Model: MLP 784 -> %lld x %lld -> 10, %zu layers, %.2f M parameters\n", opt.depth,
-                opt.width, probe.size(), static_cast<double>(params) / 1e6);
-    std::printf("  values %s + gradients %s + %s state %s = %s\n",
-                examples::mib(double(values)).c_str(), examples::mib(double(values)).c_str(),
-                opt.optimizer == "adamw" ? "AdamW m, v" : "SGD momentum",
-                examples::mib(double(state)).c_str(), examples::mib(double(model_bytes)).c_str());
-    std::printf("Devices: %lld virtual CPU devices x %s = %s in all\n", opt.devices,
-                examples::mib(double(budget)).c_str(), examples::mib(double(all_budgets)).c_str());
-    std::printf("  the model is %.1fx one device's budget and %.2fx all budgets together\n",
-                double(model_bytes) / double(budget), double(model_bytes) / double(all_budgets));
-    if (model_bytes <= all_budgets)
-      std::printf(
-          "  note: with these flags the model fits the devices together; raise --width "
-          "or --depth, or lower --device-memory, to need spilling\n");
-
-    // The runtime plans the same way: shards that fit half the smallest budget.
-    PartitionOptions po;
-    po.budget_bytes = budget / 2;
-    po.optimizer_slots = slots;
-    const std::vector<ShardSpec> plan =
-        partition(probe, {opt.batch_size, 1, kFashionMnistSide, kFashionMnistSide}, po);
-    std::printf("Shard plan for batch %lld (each shard within half a budget, %s):\n",
-                opt.batch_size, examples::mib(double(po.budget_bytes)).c_str());
-    std::printf("  %-5s %-9s %-32s %11s %11s %11s %11s %10s\n", "shard", "layers", "first layer",
-                "params+opt", "stash", "working", "total", "GFLOP/step");
-    for (std::size_t s = 0; s < plan.size(); ++s) {
-      const ShardSpec& p = plan[s];
-      std::string first = probe.layer(p.begin).name();
-      if (p.end - p.begin > 1) first += " +" + std::to_string(p.end - p.begin - 1);
-      const std::string range = "[" + std::to_string(p.begin) + ", " + std::to_string(p.end) + ")";
-      std::printf("  %-5zu %-9s %-32s %11s %11s %11s %11s %10.3f\n", s, range.c_str(),
-                  first.c_str(), examples::mib(double(p.memory.parameters)).c_str(),
-                  examples::mib(double(p.memory.stash)).c_str(),
-                  examples::mib(double(p.memory.working)).c_str(),
-                  examples::mib(double(p.memory.total())).c_str(), 3 * p.forward_flops / 1e9);
-    }
-
-    const std::string dir = opt.data_dir.empty() ? default_fashion_mnist_dir() : opt.data_dir;
-    const Dataset all = load_fashion_mnist(dir, FashionMnistSplit::train);
-    const std::vector<std::int64_t> perm =
-        seeded_permutation(all.size(), static_cast<std::uint64_t>(opt.seed));
-    const DataSplits data{all.subset({perm.begin(), perm.begin() + opt.train_samples}),
-                          all.subset({perm.end() - opt.val_samples, perm.end()})};
-    const std::int64_t steps =
-        opt.epochs * ((opt.train_samples + opt.batch_size - 1) / opt.batch_size);
-    std::printf("Fashion-MNIST: %lld training, %lld validation images; %lld steps of %lld\n",
-                opt.train_samples, opt.val_samples, static_cast<long long>(steps), opt.batch_size);
-
-    JobSpec job;
-    job.name = "mlp-" + std::to_string(opt.depth) + "x" + std::to_string(opt.width);
-    job.config = {{"width", std::to_string(opt.width)},
-                  {"depth", std::to_string(opt.depth)},
-                  {"opt", opt.optimizer}};
-    job.make_model = [&opt] { return make_model(opt); };
-    job.make_optimizer = [&opt]() -> OptimizerPtr {
-      if (opt.optimizer == "sgd") return std::make_unique<SGD>(opt.lr, 0.9);
-      return std::make_unique<AdamW>(opt.lr, 0.9, 0.999, 1e-8, 0.0);
-    };
-    job.data = [data] { return data; };
-    job.batch_size = opt.batch_size;
-    job.epochs = opt.epochs;
-    job.eval_every = std::max<std::int64_t>(1, (steps + opt.evals - 1) / opt.evals);
-    job.seed = static_cast<std::uint64_t>(opt.seed);
-
-    RuntimeOptions ro;
-    ro.devices = examples::make_devices(opt.devices, opt.device_memory_mib);
-    ro.policy = opt.policy;
-    ro.progress = !opt.no_progress;
-    ro.out_dir = opt.out;
-    for (const DeviceSpec& d : ro.devices)
-      memory_pool(d.device).reset_peak();
-    std::fflush(stdout);
-
-    const RunReport r = run({job}, ro);
-
-    const JobResult& res = r.jobs.at(0);
-    if (res.status != JobStatus::done) throw Error("training failed: " + res.error);
-    std::set<int> shards;
-    for (const TraceEvent& e : r.trace)
-      shards.insert(e.shard);
-    std::printf("\nTrained %lld steps in %s on %zu shards (planned %zu)\n",
-                static_cast<long long>(res.steps), format_duration(res.seconds).c_str(),
-                shards.size(), plan.size());
-    std::printf("Validation (%lld images):\n  %6s %6s %10s %9s\n", opt.val_samples, "step", "epoch",
-                "val loss", "val acc");
-    for (std::size_t i = 0; i < res.val_loss.size(); ++i)
-      std::printf("  %6lld %6.2f %10.4f %8.2f%%\n", static_cast<long long>(res.val_loss[i].step),
-                  res.val_loss[i].epoch, res.val_loss[i].value,
-                  100.0 * res.val_accuracy.at(i).value);
-    if (res.val_loss.size() >= 2)
-      std::printf("  validation loss %s from %.4f to %.4f\n",
-                  res.val_loss.back().value < res.val_loss.front().value ? "fell" : "did NOT fall",
-                  res.val_loss.front().value, res.val_loss.back().value);
-
-    const examples::TraceTotals tt = examples::trace_totals(r.trace);
-    const double moved = double(tt.load_bytes + tt.store_bytes);
-    std::printf("\nHost <-> device traffic: %s loaded, %s stored (%s, %.1fx the model per step)\n",
-                examples::mib(double(tt.load_bytes)).c_str(),
-                examples::mib(double(tt.store_bytes)).c_str(), examples::mib(moved).c_str(),
-                moved / double(model_bytes) / double(std::max<std::int64_t>(1, res.steps)));
-    std::printf(
-        "  transfer time %.1f s (loads %.1f s, stores %.1f s) vs compute %.1f s: transfers are "
-        "%.1f%% of device time, %.2f GB/s\n",
-        tt.load_s + tt.store_s, tt.load_s, tt.store_s, tt.compute_s, 100.0 * tt.transfer_share(),
-        tt.load_s + tt.store_s > 0 ? moved / (tt.load_s + tt.store_s) / 1e9 : 0.0);
-    examples::print_utilisation(r);
-    double sum = 0;
-    for (const auto& [device, u] : r.utilisation)
-      sum += u;
-    std::printf(
-        "  sum %.2f: one model's shards run one after another (each needs the previous one's "
-        "output), so about one device computes at a time while the others load\n",
-        sum);
-    std::printf("Peak memory in use per device (budget %s):",
-                examples::mib(double(budget)).c_str());
-    for (const DeviceSpec& d : ro.devices)
-      std::printf("  %s %s", d.device.str().c_str(),
-                  examples::mib(double(memory_pool(d.device).peak())).c_str());
-    std::printf("\nWall: %s in the runtime, %s in all\n", format_duration(r.seconds).c_str(),
-                format_duration(examples::seconds_since(t0)).c_str());
-    examples::print_outputs(examples::complete_outputs(r, opt.out), opt.out);
-    return 0;
-  } catch (const examples::UsageError& e) {
-    std::fprintf(stderr, "train_larger_than_device: %s\n(see --help)\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "train_larger_than_device: %s\n", e.what());
-    return 1;
-  }
+  return examples::run_program<Options>("train_larger_than_device", argc, argv, parse, run_example);
 }
