@@ -198,27 +198,7 @@ TEST_CASE("actors: sharded training across 3 devices with spilling is bitwise eq
   CHECK(stored > 0);
 
   // The same model trained unsharded on one device, same seed, data order and optimizer.
-  Model ref = make();
-  ref.init(seed);
-  auto ref_opt = make_opt();
-  ExecContext ctx = ExecContext::on(Device::host());
-  DataLoader loader(data.train, {.batch_size = 32, .shuffle = true, .seed = seed});
-  std::int64_t epoch = 0;
-  for (std::int64_t s = 0; s < steps;) {
-    Batch b;
-    if (!loader.next(b)) {
-      loader.start_epoch(++epoch);
-      continue;
-    }
-    std::vector<Stash> stashes;
-    Tensor y = ref.forward(ctx, b.inputs, stashes, true);
-    LossResult lr = softmax_cross_entropy(ctx, y, b.labels);
-    ref.backward(ctx, lr.dlogits, stashes);
-    ref_opt->step(ref.parameters(), ctx);
-    ref.zero_grad(ctx);
-    ++s;
-  }
-  const auto expected = parameter_values(ref);
+  const auto expected = unsharded_reference(make, make_opt, data, 32, seed, steps);
   REQUIRE(sharded.size() == expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {
     REQUIRE(sharded[i].size() == expected[i].size());
