@@ -123,19 +123,6 @@ std::string xml_problem(const std::string& x) {
   return "";
 }
 
-TraceEvent event(std::string device, std::string job, int shard, std::string kind, double start,
-                 double end, std::size_t bytes = 0) {
-  TraceEvent e;
-  e.device = std::move(device);
-  e.job = std::move(job);
-  e.shard = shard;
-  e.kind = std::move(kind);
-  e.start = start;
-  e.end = end;
-  e.bytes = bytes;
-  return e;
-}
-
 std::string unescape(std::string s) {
   for (const auto& [entity, c] : std::vector<std::pair<std::string, std::string>>{
            {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}})
@@ -211,12 +198,12 @@ TEST_CASE("the test xml checker rejects malformed documents") {
 
 TEST_CASE("gantt svg draws one rectangle per event with job colours and a legend") {
   Trace t;
-  t.add(event("cuda:1", "mlp <a&b>", 0, "forward", 0, 1));
-  t.add(event("cuda:1", "mlp <a&b>", 0, "backward", 1, 3));
-  t.add(event("cuda:1", "mlp <a&b>", 1, "load", 3, 4, 2048));
-  t.add(event("cuda:0", "cnn", 0, "forward", 5, 6));
-  t.add(event("cuda:0", "cnn", 0, "eval", 9, 10));
-  t.add(event("cuda:10", "gpt \"big\"", 2, "update", 2, 2));  // zero length: still visible
+  t.add(TraceEvent{"cuda:1", "mlp <a&b>", 0, "forward", 0, 1});
+  t.add(TraceEvent{"cuda:1", "mlp <a&b>", 0, "backward", 1, 3});
+  t.add(TraceEvent{"cuda:1", "mlp <a&b>", 1, "load", 3, 4, 2048});
+  t.add(TraceEvent{"cuda:0", "cnn", 0, "forward", 5, 6});
+  t.add(TraceEvent{"cuda:0", "cnn", 0, "eval", 9, 10});
+  t.add(TraceEvent{"cuda:10", "gpt \"big\"", 2, "update", 2, 2});  // zero length: still visible
 
   const std::string path = temp_path("gantt.svg");
   write_gantt_svg(t, path, "Sweep <1>");

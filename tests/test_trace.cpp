@@ -23,19 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-TraceEvent event(std::string device, std::string job, int shard, std::string kind, double start,
-                 double end, std::size_t bytes = 0) {
-  TraceEvent e;
-  e.device = std::move(device);
-  e.job = std::move(job);
-  e.shard = shard;
-  e.kind = std::move(kind);
-  e.start = start;
-  e.end = end;
-  e.bytes = bytes;
-  return e;
-}
-
 double util_of(const std::vector<std::pair<std::string, double>>& u, const std::string& device) {
   for (const auto& [d, v] : u)
     if (d == device) return v;
@@ -60,13 +47,13 @@ TEST_CASE("trace utilisation merges overlapping compute intervals per device") {
   Trace t;
   // cuda:0 busy [0, 3] (three overlapping or nested events) and [6, 7]; a transfer [3, 5] does
   // not count. cuda:1 busy [8, 10], which also sets the end of the window [0, 10].
-  t.add(event("cuda:0", "a", 0, "forward", 0, 2));
-  t.add(event("cuda:0", "b", 0, "backward", 1, 3));
-  t.add(event("cuda:0", "a", 1, "update", 0.5, 1.0));
-  t.add(event("cuda:0", "a", 0, "load", 3, 5, 1024));
-  t.add(event("cuda:0", "b", 1, "eval", 6, 7));
-  t.add(event("cuda:1", "a", 2, "eval", 8, 10));
-  t.add(event("cpu:0", "a", 0, "store", 2, 4, 64));
+  t.add(TraceEvent{"cuda:0", "a", 0, "forward", 0, 2});
+  t.add(TraceEvent{"cuda:0", "b", 0, "backward", 1, 3});
+  t.add(TraceEvent{"cuda:0", "a", 1, "update", 0.5, 1.0});
+  t.add(TraceEvent{"cuda:0", "a", 0, "load", 3, 5, 1024});
+  t.add(TraceEvent{"cuda:0", "b", 1, "eval", 6, 7});
+  t.add(TraceEvent{"cuda:1", "a", 2, "eval", 8, 10});
+  t.add(TraceEvent{"cpu:0", "a", 0, "store", 2, 4, 64});
 
   const auto u = t.utilisation();
   REQUIRE(u.size() == 3);
@@ -86,10 +73,10 @@ TEST_CASE("trace utilisation merges overlapping compute intervals per device") {
 
   // Touching intervals merge without double counting: [0, 1] + [1, 2] + [0, 2] = 2 of 4 s.
   Trace touching;
-  touching.add(event("cpu:0", "x", 0, "forward", 0, 1));
-  touching.add(event("cpu:0", "x", 0, "backward", 1, 2));
-  touching.add(event("cpu:0", "y", 0, "forward", 0, 2));
-  touching.add(event("cpu:0", "y", 0, "load", 2, 4));
+  touching.add(TraceEvent{"cpu:0", "x", 0, "forward", 0, 1});
+  touching.add(TraceEvent{"cpu:0", "x", 0, "backward", 1, 2});
+  touching.add(TraceEvent{"cpu:0", "y", 0, "forward", 0, 2});
+  touching.add(TraceEvent{"cpu:0", "y", 0, "load", 2, 4});
   CHECK(util_of(touching.utilisation(), "cpu:0") == doctest::Approx(0.5));
 
   CHECK(Trace().utilisation().empty());
@@ -119,7 +106,8 @@ TEST_CASE("trace clock starts at zero and add is thread-safe") {
   for (int i = 0; i < kThreads; ++i)
     threads.emplace_back([&, i] {
       for (int k = 0; k < kEach; ++k)
-        t.add(event("cpu:" + std::to_string(i), "job", k, "forward", k, k + 1.0));
+        t.add(TraceEvent{"cpu:" + std::to_string(i), "job", k, "forward", static_cast<double>(k),
+                         k + 1.0});
     });
   for (auto& th : threads)
     th.join();
@@ -136,11 +124,11 @@ TEST_CASE("trace clock starts at zero and add is thread-safe") {
 TEST_CASE("trace writes a Chrome trace that parses and holds every event") {
   Trace t;
   const std::string weird = "job \"q\" \\ back\nline\ttab \x01 bad\xff utf8 \xC3\xA9";
-  t.add(event("cuda:1", "mlp", 0, "forward", 0.001, 0.003));
-  t.add(event("cuda:1", "mlp", 0, "backward", 0.002, 0.004));  // overlaps: a second lane
-  t.add(event("cuda:1", "mlp", 1, "load", 0.0, 0.001, 4096));  // transfer lane
-  t.add(event("cuda:0", weird, 2, "update", 0.5, 0.75));
-  t.add(event("cuda:10", "gpt", 0, "eval", 1.0, 1.5));
+  t.add(TraceEvent{"cuda:1", "mlp", 0, "forward", 0.001, 0.003});
+  t.add(TraceEvent{"cuda:1", "mlp", 0, "backward", 0.002, 0.004});  // overlaps: a second lane
+  t.add(TraceEvent{"cuda:1", "mlp", 1, "load", 0.0, 0.001, 4096});  // transfer lane
+  t.add(TraceEvent{"cuda:0", weird, 2, "update", 0.5, 0.75});
+  t.add(TraceEvent{"cuda:10", "gpt", 0, "eval", 1.0, 1.5});
 
   const std::string path = temp_path("chrome.json");
   t.write_chrome_json(path);
@@ -218,7 +206,7 @@ TEST_CASE("trace writes a Chrome trace that parses and holds every event") {
 
 TEST_CASE("trace reports an unwritable path as a hydra error") {
   Trace t;
-  t.add(event("cpu:0", "a", 0, "forward", 0, 1));
+  t.add(TraceEvent{"cpu:0", "a", 0, "forward", 0, 1});
   const std::string path = temp_path("no_such_dir") + "/trace.json";
   CHECK_THROWS_WITH_AS(t.write_chrome_json(path), doctest::Contains(path.c_str()), Error);
 }
