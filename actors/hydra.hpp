@@ -24,6 +24,7 @@
 // OpenBLAS to one thread per call (openblas_set_num_threads(1)) for the whole process when the
 // run starts; set it back yourself if you need multi-threaded BLAS afterwards.
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "actors/job_spec.hpp"
 #include "actors/messages.hpp"
 #include "actors/training_program.hpp"
+#include "runtime/early_stopping.hpp"
 #include "runtime/job_result.hpp"
 #include "runtime/trace.hpp"
 
@@ -55,6 +57,8 @@ struct RuntimeOptions {
   // val_loss.svg, val_accuracy.svg, results.csv, curves.csv and checkpoints/<job>.ckpt (the
   // parameters at the best validation point; format in actors/checkpoint.hpp).
   std::string out_dir;
+  // Consulted after every validation of every job; null: every job trains to its end.
+  std::shared_ptr<EarlyStopping> early_stopping;
 };
 
 // All GPUs if there are any, else two virtual CPU devices (cpu:0, cpu:1) with unlimited pools.

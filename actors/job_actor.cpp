@@ -22,6 +22,11 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   check(static_cast<bool>(spec.make_model), "job " + spec.name + " has no make_model");
   check(static_cast<bool>(spec.make_optimizer), "job " + spec.name + " has no make_optimizer");
   check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
+  // Strategy and resume fields whose runtime support has not landed yet are refused, not ignored.
+  check(spec.replicas == 1, "job " + spec.name + ": replicas > 1 is not supported yet");
+  check(spec.micro_batches == 1, "job " + spec.name + ": micro_batches > 1 is not supported yet");
+  check(spec.device_affinity < 0, "job " + spec.name + ": device_affinity is not supported yet");
+  check(spec.resume_from.empty(), "job " + spec.name + ": resume_from is not supported yet");
   p.data = p.setup.data->get(spec);
 
   p.model = std::make_shared<Model>(spec.make_model());
