@@ -47,8 +47,9 @@ TEST_CASE("sweep file: the example is accepted with its values and defaults") {
   const SweepFile s = parse_sweep_text(kGood, "x.json");
   CHECK(s.name == "fm");
   CHECK(s.dataset.train_samples == 2000);
-  CHECK(s.model.family == std::vector<std::string>{"mlp", "cnn"});
-  CHECK(s.model.width.values == std::vector<std::int64_t>{64, 128});
+  REQUIRE(s.models.size() == 1);
+  CHECK(s.models[0].family == std::vector<std::string>{"mlp", "cnn"});
+  CHECK(s.models[0].width.values == std::vector<std::int64_t>{64, 128});
   CHECK(s.training.lr.values == std::vector<double>{0.01, 0.001});
   CHECK(s.budget.epochs == 3);
   CHECK(s.early_stopping.method == "asha");
@@ -158,6 +159,11 @@ TEST_CASE("sweep file: each kind of mistake is rejected naming the field and the
       {R"({"dataset": "kjv", "model": {"family": "mlp"}, "budget": {"steps": 10}})",
        "\"model.family\": \"mlp\" does not fit dataset \"kjv\"; allowed: \"gpt\""},
       {R"({"dataset": "synthetic", "model": {"family": "mlp"}})", "\"budget\": missing"},
+      {R"({"dataset": "synthetic", "model": [{"family": "mlp"}, {"family": "cnn"}],
+           "budget": {"epochs": 1}})",
+       "\"model[1].family\": \"cnn\" does not fit dataset \"synthetic\"; allowed: \"mlp\""},
+      {R"({"dataset": "synthetic", "model": [], "budget": {"epochs": 1}})",
+       "\"model\": expected a model object or a non-empty list of them, got []"},
   };
   for (const Case& c : cases) {
     const std::string got = error_of(c.text);
@@ -186,6 +192,24 @@ TEST_CASE("sweep file: the grid is every combination once in a fixed order") {
   CHECK(names.size() == t.size());
   CHECK(t[0].config().at("opt") == "sgd");
   CHECK(t[0].config().count("heads") == 0);
+}
+
+TEST_CASE("sweep file: a list of model entries gives the union of their grids") {
+  const std::string text = R"({"dataset": "fashion-mnist",
+    "model": [{"family": "mlp", "width": [128, 512], "depth": [1, 2]},
+              {"family": "cnn", "width": 8}],
+    "training": {"optimizer": "sgd", "lr": 0.05}, "budget": {"epochs": 1}})";
+  const std::vector<Trial> t = expand_search_space(parse_sweep_text(text, "m.json"));
+  REQUIRE(t.size() == 5);
+  CHECK(t[3].name == "mlp-w512-d2-sgd-lr0.05-b128");
+  CHECK(t[4].name == "cnn-w8-d2-sgd-lr0.05-b128");  // cnn default depth 2
+  const std::string twice = R"({"dataset": "synthetic",
+    "model": [{"family": "mlp", "width": [64, 128]}, {"family": "mlp", "width": 64}],
+    "budget": {"epochs": 1}})";
+  CHECK_THROWS_WITH_AS(expand_search_space(parse_sweep_text(twice, "m.json")),
+                       "sweep file m.json: \"model\": configuration "
+                       "mlp-w64-d1-adamw-lr0.001-b128 comes from two model entries",
+                       Error);
 }
 
 TEST_CASE("sweep file: random search is seeded and stays inside its ranges") {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 #include "kernels/core/error.hpp"
 #include "kernels/random.hpp"
@@ -79,35 +80,41 @@ std::map<std::string, std::string> Trial::config() const {
 }
 
 std::vector<Trial> expand_search_space(const SweepFile& s) {
-  const ModelSpace& m = s.model;
   const TrainingSpace& tr = s.training;
   std::vector<Trial> out;
   if (s.search.method == "grid") {
-    std::size_t count = 0;
-    for (const std::string& family : m.family) {
-      for (std::int64_t width : grid_values(m.width, default_width(family)))
-        for (std::int64_t depth : grid_values(m.depth, default_depth(family)))
-          for (std::int64_t heads : family == "gpt" ? grid_values<std::int64_t>(m.heads, 4)
-                                                    : std::vector<std::int64_t>{0})
-            for (const std::string& opt : tr.optimizer)
-              for (double lr : tr.lr.values)
-                for (std::int64_t batch : tr.batch_size.values) {
-                  if (++count > 10000)
-                    throw Error("sweep file " + s.source +
-                                ": the grid has more than 10000 configurations; use "
-                                "\"search\": {\"method\": \"random\", \"trials\": N}");
-                  Trial t{"", family, width, depth, heads, opt, lr, batch};
-                  t.name = trial_name(t);
-                  check_trial(s, t);
-                  out.push_back(std::move(t));
-                }
-    }
+    std::set<std::string> names;
+    for (const ModelSpace& m : s.models)
+      for (const std::string& family : m.family) {
+        for (std::int64_t width : grid_values(m.width, default_width(family)))
+          for (std::int64_t depth : grid_values(m.depth, default_depth(family)))
+            for (std::int64_t heads : family == "gpt" ? grid_values<std::int64_t>(m.heads, 4)
+                                                      : std::vector<std::int64_t>{0})
+              for (const std::string& opt : tr.optimizer)
+                for (double lr : tr.lr.values)
+                  for (std::int64_t batch : tr.batch_size.values) {
+                    if (out.size() >= 10000)
+                      throw Error("sweep file " + s.source +
+                                  ": the grid has more than 10000 configurations; use "
+                                  "\"search\": {\"method\": \"random\", \"trials\": N}");
+                    Trial t{"", family, width, depth, heads, opt, lr, batch};
+                    t.name = trial_name(t);
+                    check_trial(s, t);
+                    if (!names.insert(t.name).second)
+                      throw Error("sweep file " + s.source + ": \"model\": configuration " +
+                                  t.name + " comes from two model entries");
+                    out.push_back(std::move(t));
+                  }
+      }
     return out;
   }
   const std::uint64_t seed = s.search.seed;
   const int digits = s.search.trials > 100 ? (s.search.trials > 1000 ? 4 : 3) : 2;
   for (std::int64_t i = 0; i < s.search.trials; ++i) {
     Trial t;
+    // A model entry, then a family of it, uniformly.
+    const ModelSpace& m = s.models[std::min(
+        s.models.size() - 1, static_cast<std::size_t>(draw(seed, i, 7) * double(s.models.size())))];
     t.family = m.family[std::min(
         m.family.size() - 1, static_cast<std::size_t>(draw(seed, i, 0) * double(m.family.size())))];
     t.width = sample_int(m.width, default_width(t.family), draw(seed, i, 1));

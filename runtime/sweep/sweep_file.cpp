@@ -248,27 +248,29 @@ void parse_dataset(Parser& p, const json& v, DatasetSpec& d) {
   }
 }
 
-void parse_model(Parser& p, const json& v, const std::string& dataset, ModelSpace& m) {
-  p.object(v, "model", {"family", "width", "depth", "heads"});
+void parse_model(Parser& p, const json& v, const std::string& field, const std::string& dataset,
+                 ModelSpace& m) {
+  p.object(v, field, {"family", "width", "depth", "heads"});
   if (!v.contains("family"))
-    p.fail("model.family", "missing; one of \"mlp\", \"cnn\", \"gpt\" or a list of them");
-  m.family = p.choices(v["family"], "model.family", {"mlp", "cnn", "gpt"});
+    p.fail(field + ".family", "missing; one of \"mlp\", \"cnn\", \"gpt\" or a list of them");
+  m.family = p.choices(v["family"], field + ".family", {"mlp", "cnn", "gpt"});
   for (const std::string& f : m.family) {
     const bool ok =
         dataset == "kjv" ? f == "gpt" : (f == "mlp" || (f == "cnn" && dataset == "fashion-mnist"));
     if (!ok)
-      p.fail("model.family", "\"" + f + "\" does not fit dataset \"" + dataset + "\"; allowed: " +
-                                 (dataset == "kjv"             ? std::string("\"gpt\"")
-                                  : dataset == "fashion-mnist" ? std::string("\"mlp\", \"cnn\"")
-                                                               : std::string("\"mlp\"")));
+      p.fail(field + ".family", "\"" + f + "\" does not fit dataset \"" + dataset +
+                                    "\"; allowed: " +
+                                    (dataset == "kjv"             ? std::string("\"gpt\"")
+                                     : dataset == "fashion-mnist" ? std::string("\"mlp\", \"cnn\"")
+                                                                  : std::string("\"mlp\"")));
   }
   const bool cnn = std::find(m.family.begin(), m.family.end(), "cnn") != m.family.end();
-  if (v.contains("width")) m.width = p.int_values(v["width"], "model.width", 1, kMax);
-  if (v.contains("depth")) m.depth = p.int_values(v["depth"], "model.depth", 1, cnn ? 3 : 64);
+  if (v.contains("width")) m.width = p.int_values(v["width"], field + ".width", 1, kMax);
+  if (v.contains("depth")) m.depth = p.int_values(v["depth"], field + ".depth", 1, cnn ? 3 : 64);
   if (v.contains("heads")) {
     if (m.family != std::vector<std::string>{"gpt"})
-      p.fail("model.heads", "only for family \"gpt\"");
-    m.heads = p.int_values(v["heads"], "model.heads", 1, 256);
+      p.fail(field + ".heads", "only for family \"gpt\"");
+    m.heads = p.int_values(v["heads"], field + ".heads", 1, 256);
   }
 }
 
@@ -447,7 +449,18 @@ SweepFile parse_sweep_text(const std::string& text, const std::string& source) {
                  v["name"]);
   }
   parse_dataset(p, v["dataset"], s.dataset);
-  parse_model(p, v["model"], s.dataset.name, s.model);
+  if (v["model"].is_array()) {
+    if (v["model"].empty())
+      p.expected("model", "a model object or a non-empty list of them", v["model"]);
+    for (std::size_t i = 0; i < v["model"].size(); ++i) {
+      s.models.emplace_back();
+      parse_model(p, v["model"][i], "model[" + std::to_string(i) + "]", s.dataset.name,
+                  s.models.back());
+    }
+  } else {
+    s.models.emplace_back();
+    parse_model(p, v["model"], "model", s.dataset.name, s.models.back());
+  }
   if (v.contains("training")) parse_training(p, v["training"], s.training);
   if (s.training.optimizer.empty()) s.training.optimizer = {"adamw"};
   if (s.training.lr.values.empty() && !s.training.lr.is_range) s.training.lr.values = {1e-3};
@@ -466,15 +479,18 @@ SweepFile parse_sweep_text(const std::string& text, const std::string& source) {
     s.seed = static_cast<std::uint64_t>(p.integer(v["seed"], "seed", 0, kMax));
   // Ranges can only be sampled.
   if (s.search.method == "grid") {
-    auto no_range = [&](bool is_range, const char* field) {
+    auto no_range = [&](bool is_range, const std::string& field) {
       if (is_range)
         p.fail(
             field,
             "a range {\"min\", \"max\"} needs \"search.method\": \"random\"; a grid takes a list");
     };
-    no_range(s.model.width.is_range, "model.width");
-    no_range(s.model.depth.is_range, "model.depth");
-    no_range(s.model.heads.is_range, "model.heads");
+    for (std::size_t i = 0; i < s.models.size(); ++i) {
+      const std::string m = s.models.size() == 1 ? "model" : "model[" + std::to_string(i) + "]";
+      no_range(s.models[i].width.is_range, m + ".width");
+      no_range(s.models[i].depth.is_range, m + ".depth");
+      no_range(s.models[i].heads.is_range, m + ".heads");
+    }
     no_range(s.training.lr.is_range, "training.lr");
     no_range(s.training.batch_size.is_range, "training.batch_size");
   }

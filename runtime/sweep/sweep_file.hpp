@@ -87,7 +87,9 @@ struct SweepFile {
   std::string policy = "lrtf";
   std::uint64_t seed = 1;  // initialisation and data order of every job
   DatasetSpec dataset;
-  ModelSpace model;
+  // "model": one object, or a list of them (e.g. MLP widths beside CNN widths); the search space
+  // is the union of theirs.
+  std::vector<ModelSpace> models;
   TrainingSpace training;
   SearchSpec search;
   BudgetSpec budget;
