@@ -140,7 +140,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
         [&](JobResult& r) {
           const auto sender = self->current_sender();
           for (std::size_t i = 0; i < job_actors.size(); ++i)
-            if (job_actors[i].address() == sender) report.jobs[i] = std::move(r);
+            if (job_actors[i].address() == sender) {
+              report.jobs[i] = std::move(r);
+              if (options.on_job_end) options.on_job_end(report.jobs[i]);
+            }
           ++received;
         },
         [&](caf::down_msg& dm) {
@@ -151,6 +154,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
             report.jobs[i].config = jobs[i].config;
             report.jobs[i].status = JobStatus::failed;
             report.jobs[i].error = "job actor terminated: " + sys.render(dm.reason);
+            if (options.on_job_end) options.on_job_end(report.jobs[i]);
             ++received;
           }
         },
