@@ -21,8 +21,10 @@
 #include <vector>
 
 #include "actors/hydra.hpp"
+#include "actors/plan.hpp"
 #include "actors/simulate.hpp"
 #include "kernels/random.hpp"
+#include "runtime/planner.hpp"
 #include "runtime/simulator.hpp"
 #include "runtime/trace_lower_bound.hpp"
 
@@ -171,6 +173,32 @@ Row real_task_parallel(const RealSetup& s, const RunReport& lrtf) {
   return row;
 }
 
+// The planner's strategies for these jobs and devices (shard costs measured on this machine),
+// run for real.
+Row real_planner(const RealSetup& s) {
+  Row row{"5 planner's choice", std::nullopt, ""};
+  CostModel costs;
+  const RunPlan p = plan_run(s.jobs, options_for(s), costs);
+  int changed = 0;
+  std::string what;
+  for (std::size_t i = 0; i < p.plan.strategies.size(); ++i) {
+    const JobStrategy& js = p.plan.strategies[i];
+    if (js.replicas > 1 || js.micro_batches > 1 || js.device_affinity >= 0 || js.option > 0) {
+      ++changed;
+      if (!what.empty()) what += "; ";
+      what += s.jobs[i].name + ": " + js.describe();
+    }
+  }
+  const RunReport r = run(apply_plan(s.jobs, p), options_for(s));
+  if (const std::string e = first_failure(r); !e.empty()) {
+    row.note = "not available: " + e;
+    return row;
+  }
+  row.makespan = span(r.trace);
+  row.note = changed == 0 ? "the default strategies (nothing predicted faster)" : what;
+  return row;
+}
+
 void real_comparison(const RealSetup& s) {
   std::printf("Real runs: %zu MLP jobs on %d virtual CPU devices of %.0f MiB\n", s.jobs.size(),
               s.devices, s.budget / double(1 << 20));
@@ -194,8 +222,7 @@ void real_comparison(const RealSetup& s) {
   Row lrtf_row{"4 Sharded-LRTF (Hydra)", span(lrtf.trace), "all jobs at once"};
   std::vector<Row> rows = {real_sequential(s), real_gpipe(s), real_task_parallel(s, lrtf),
                            lrtf_row};
-  rows.push_back({"5 planner's choice", std::nullopt,
-                  "not available: the planner (runtime/planner.hpp) is not on this branch yet"});
+  rows.push_back(real_planner(s));
   print_header();
   for (const Row& r : rows)
     print_row(r, *lrtf_row.makespan, lb.bound);
@@ -279,37 +306,67 @@ SimOptions sim_options() {
 }
 
 Row sim_sequential(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices) {
-  double total = 0;
-  for (const SimJob& j : jobs)
-    total += simulate({j}, devices, sim_options()).makespan;
-  return {"1 sequential model parallelism", total, "each job alone on all devices"};
+  return {"1 sequential model parallelism",
+          simulate_sequential(jobs, devices, sim_options()).makespan,
+          "each job alone on all devices"};
 }
 
-// One model per device, longest first; each device simulated alone with its jobs (a model of
-// several shards spills them through its one device).
-Row sim_task_parallel(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices) {
-  const int n = static_cast<int>(devices.size());
+// GPipe: the jobs one at a time, each multi-shard job's batches in m micro-batches (a job of one
+// shard has no pipeline to fill).
+Row sim_gpipe(std::vector<SimJob> jobs, const std::vector<SimDevice>& devices, int m) {
+  for (SimJob& j : jobs)
+    if (j.shards.size() > 1) j.micro_batches = m;
+  return {"2 GPipe, m = " + std::to_string(m),
+          simulate_sequential(jobs, devices, sim_options()).makespan,
+          "each job alone, multi-shard jobs in " + std::to_string(m) + " micro-batches"};
+}
+
+// One model per device, longest first (device_affinity; a model of several shards spills them
+// through its one device).
+Row sim_task_parallel(std::vector<SimJob> jobs, const std::vector<SimDevice>& devices) {
   std::vector<double> work;
   int spilled = 0;
   for (const SimJob& j : jobs) {
-    work.push_back(makespan_lower_bound({j}, {devices.front()}, sim_options()));
+    work.push_back(job_bounds(j, devices.front(), sim_options()).chain);
     spilled += j.shards.size() > 1 ? 1 : 0;
   }
-  const std::vector<int> device = longest_first(work, n);
-  double makespan = 0;
-  for (int d = 0; d < n; ++d) {
-    std::vector<SimJob> mine;
-    for (std::size_t i = 0; i < jobs.size(); ++i)
-      if (device[i] == d) mine.push_back(jobs[i]);
-    if (!mine.empty())
-      makespan = std::max(
-          makespan, simulate(mine, {devices[static_cast<std::size_t>(d)]}, sim_options()).makespan);
-  }
-  return {"3 task parallelism", makespan,
+  const std::vector<int> device = longest_first(work, static_cast<int>(devices.size()));
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    jobs[i].device_affinity = device[i];
+  return {"3 task parallelism", simulate(jobs, devices, sim_options()).makespan,
           "pinned longest first; " + std::to_string(spilled) + " multi-shard models spill"};
 }
 
-void sim_comparison(bool quick) {
+// The planner (runtime/planner): per job shards, replicas, micro-batches and device affinity,
+// chosen by simulating Sharded-LRTF plans.
+Row sim_planner(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
+                double& plan_bound) {
+  PlannerOptions po;
+  po.sim = sim_options();
+  std::vector<PlanJob> pj;
+  for (const SimJob& j : jobs) {
+    PlanJob p;
+    p.job = j;
+    p.options.push_back({j.shards, {}, {}});
+    p.batch_size = 128;
+    pj.push_back(std::move(p));
+  }
+  const Plan p = plan(pj, devices, po);
+  plan_bound = p.lower_bound;
+  int replicated = 0, piped = 0, pinned = 0;
+  for (const JobStrategy& s : p.strategies) {
+    replicated += s.replicas > 1 ? 1 : 0;
+    piped += s.micro_batches > 1 ? 1 : 0;
+    pinned += s.device_affinity >= 0 ? 1 : 0;
+  }
+  char note[160];
+  std::snprintf(note, sizeof note,
+                "%d replicated, %d micro-batched, %d pinned; %d simulations in %.1f s", replicated,
+                piped, pinned, p.evaluations, p.search_seconds);
+  return {"5 planner's choice", p.makespan, note};
+}
+
+void sim_comparison(bool quick, int micro_batches) {
   struct Case {
     int devices, jobs;
   };
@@ -327,15 +384,15 @@ void sim_comparison(bool quick) {
     lo.policy = "lrtf";
     const Row lrtf{"4 Sharded-LRTF (Hydra)", simulate(jobs, devices, lo).makespan,
                    "all jobs at once"};
-    std::vector<Row> rows = {
-        sim_sequential(jobs, devices),
-        {"2 GPipe", std::nullopt,
-         "not available: the simulator has no micro-batch mode on this branch yet"},
-        sim_task_parallel(jobs, devices),
-        lrtf,
-        {"5 planner's choice", std::nullopt,
-         "not available: the planner (runtime/planner.hpp) is not on this branch yet"}};
-    std::printf("\n%d devices, %d jobs: lower bound %.2f s\n", c.devices, c.jobs, bound);
+    double plan_bound = 0;
+    const Row planned = sim_planner(jobs, devices, plan_bound);
+    std::vector<Row> rows = {sim_sequential(jobs, devices), sim_gpipe(jobs, devices, micro_batches),
+                             sim_task_parallel(jobs, devices), lrtf, planned};
+    std::printf(
+        "\n%d devices, %d jobs: lower bound %.2f s = max(work / devices, longest job) with "
+        "every job's default strategy; %.2f s over every strategy the planner may choose "
+        "(planner's choice / that bound: %.3f)\n",
+        c.devices, c.jobs, bound, plan_bound, *planned.makespan / plan_bound);
     print_header();
     for (const Row& r : rows)
       print_row(r, *lrtf.makespan, bound);
@@ -368,7 +425,7 @@ int main(int argc, char** argv) {
       }
     }
     if (real) real_comparison(real_setup(quick, m));
-    if (sim) sim_comparison(quick);
+    if (sim) sim_comparison(quick, static_cast<int>(m));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "baselines: %s\n", e.what());
     return 1;
