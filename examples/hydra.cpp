@@ -208,7 +208,8 @@ const Command kCommands[] = {
     {"run", "run FILE [--out DIR] [--quick] [--no-progress] [--dry-run]",
      "train the sweep in a sweep file (examples/sweeps/*.json)", cmd_run},
     {"explain", "explain FILE [--quick]",
-     "print the planned strategy, predicted time and memory per job, without training", cmd_explain},
+     "print the planned strategy, predicted time and memory per job, without training",
+     cmd_explain},
     {"resume", "resume DIR [--no-progress]", "continue an interrupted sweep in its directory",
      cmd_resume},
 };
