@@ -116,6 +116,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.data = data;
       setup.shard_budget = shard_budget;
       setup.shards = options.shards;
+      setup.num_devices = static_cast<int>(devices.size());
       setup.out_dir = options.out_dir;
       setup.progress = progress;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
