@@ -119,6 +119,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.num_devices = static_cast<int>(devices.size());
       setup.out_dir = options.out_dir;
       setup.progress = progress;
+      setup.trace = trace;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
     }
     caf::scoped_actor self{sys};
