@@ -151,10 +151,11 @@ class GraphBuilder {
   std::vector<int> last_;
 };
 
-double ring_seconds(const LinkCost& link, std::size_t bytes, int replicas, double factor) {
+// A host collective over the replicas' home copies of `bytes`: latency + `copies` x bytes /
+// bandwidth (the bytes the host reads and writes).
+double host_collective(const LinkCost& link, std::size_t bytes, int replicas, double copies) {
   if (replicas <= 1 || bytes == 0) return 0.0;
-  return link.latency +
-         factor * (replicas - 1) / replicas * static_cast<double>(bytes) / link.bandwidth;
+  return link.latency + copies * static_cast<double>(bytes) / link.bandwidth;
 }
 
 // One training step of a job with replicas and/or micro-batches, as actors/pipeline_step runs
@@ -202,8 +203,11 @@ Graph train_graph(const SimJob& job, const LinkCost& link) {
          gather = 0;  // host all-reduce (or reduce-scatter) and all-gather, shard by shard
   for (int s = 0; s < S; ++s) {
     const std::size_t bytes = job.shards[static_cast<std::size_t>(s)].value_bytes;
-    reduce += ring_seconds(link, bytes, R, sharded ? 1.0 : 2.0);
-    if (sharded) gather += ring_seconds(link, bytes, R, 1.0);
+    // All-reduce: read every replica's gradients, write the mean into every replica (2R copies);
+    // sharded: write each replica only its 1/R part (R + 1), and gather the updated values into
+    // every replica after the update (R).
+    reduce += host_collective(link, bytes, R, sharded ? R + 1.0 : 2.0 * R);
+    if (sharded) gather += host_collective(link, bytes, R, R);
   }
   for (int s = 0; s < S; ++s)
     for (int u = 0; u < R; ++u) {

@@ -30,12 +30,13 @@
 // Parallel strategies per job (the JobSpec fields of the same names; see README "Planning"):
 //   * replicas R > 1 (data parallelism): each step, R copies of the job's shard chain run on 1/R
 //     of the batch each, concurrently on whichever devices are free; once every replica's
-//     backward finished, the gradients are all-reduced on the host (a delay, no device: per shard
-//     link latency + 2 (R-1)/R x gradient bytes / link bandwidth of device 0, ring all-reduce,
+//     backward finished, the gradients are all-reduced on the host as actors/replica_set does
+//     (a delay, no device: per shard link latency + 2R x gradient bytes / link bandwidth of
+//     device 0, the host reading every replica's gradients and writing the mean into each,
 //     summed over the shards), then R update tasks per shard run at once: each the full shard
 //     (every replica applies the same update), or with sharded_data_parallel 1/R of its
-//     parameters and optimizer state each (reduce-scatter before: (R-1)/R x bytes; all-gather
-//     of the values after, the same, before the next step);
+//     parameters and optimizer state each ((R+1) x bytes before: each replica gets its part;
+//     R x bytes after: the updated values gathered into every replica, before the next step);
 //   * micro_batches m > 1 (GPipe, as actors/pipeline_step): forward micro-batch i of shard s in
 //     wave i + s, each wave after the whole previous one; backward in the same wave pattern from
 //     the last shard, micro-batch m-1 first, gradients accumulated (every backward but the
