@@ -4,15 +4,18 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/hydra.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/replica_set.hpp"
+#include "actors/scheduler_actor.hpp"
 #include "kernels/layers/all.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
@@ -342,4 +345,38 @@ TEST_CASE("actors: a task failing inside a pipelined or replicated step fails on
     CHECK(r[1].status == JobStatus::done);
     CHECK(r[1].steps == 8);
   }
+}
+
+TEST_CASE("actors: a task pinned to a device that terminated fails instead of waiting") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto sched = sys.spawn(actors::scheduler_actor,
+                         actors::SchedulerConfig{"fifo", 0, std::make_shared<Trace>()});
+  // Stand-ins for two device actors: each asks for one task and never finishes one.
+  auto device = [](caf::event_based_actor* self, caf::actor scheduler, int index) -> caf::behavior {
+    self->send(scheduler, actors::pull_atom::value, index, 1);
+    return {[](actors::run_atom, actors::TaskPtr&) {}};
+  };
+  auto d0 = sys.spawn(device, sched, 0);
+  auto d1 = sys.spawn(device, sched, 1);
+  caf::anon_send_exit(d1, caf::exit_reason::user_shutdown);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the scheduler sees it go down
+  auto state = std::make_shared<actors::ShardState>();
+  state->job_name = "pinned";
+  state->device_affinity = 1;
+  auto task = std::make_shared<actors::ShardTask>();
+  task->state = state;
+  caf::scoped_actor self{sys};
+  bool answered = false;
+  self->request(sched, std::chrono::seconds(10), actors::submit_atom::value, task)
+      .receive(
+          [&](actors::TaskPtr& done) {
+            answered = true;
+            CHECK(done->error.find("device 1 of its device_affinity terminated") !=
+                  std::string::npos);
+          },
+          [&](caf::error&) {});
+  CHECK(answered);
+  caf::anon_send_exit(d0, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sched, caf::exit_reason::user_shutdown);
 }
