@@ -24,6 +24,7 @@
 // OpenBLAS to one thread per call (openblas_set_num_threads(1)) for the whole process when the
 // run starts; set it back yourself if you need multi-threaded BLAS afterwards.
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -63,6 +64,9 @@ struct RuntimeOptions {
   // actor owns the rule and serialises every call (actors/early_stopping_actor.hpp); job names
   // must be distinct. A stopped job ends with JobStatus::stopped and JobResult::stop_reason.
   std::shared_ptr<EarlyStopping> early_stopping;
+  // Called on the thread that runs run() with each job's result as soon as it arrives (jobs end
+  // in any order), e.g. to save it before the whole run is over.
+  std::function<void(const JobResult&)> on_job_end;
 };
 
 // All GPUs if there are any, else two virtual CPU devices (cpu:0, cpu:1) with unlimited pools.

@@ -129,6 +129,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.data = data;
       setup.shard_budget = shard_budget;
       setup.shards = options.shards;
+      setup.num_devices = static_cast<int>(devices.size());
       setup.out_dir = options.out_dir;
       setup.progress = progress;
       setup.early_stopping = early_stopping;
@@ -154,7 +155,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
         [&](JobResult& r) {
           const auto sender = self->current_sender();
           for (std::size_t i = 0; i < job_actors.size(); ++i)
-            if (job_actors[i].address() == sender) report.jobs[i] = std::move(r);
+            if (job_actors[i].address() == sender) {
+              report.jobs[i] = std::move(r);
+              if (options.on_job_end) options.on_job_end(report.jobs[i]);
+            }
           ++received;
         },
         [&](caf::down_msg& dm) {
@@ -165,6 +169,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
             report.jobs[i].config = jobs[i].config;
             report.jobs[i].status = JobStatus::failed;
             report.jobs[i].error = "job actor terminated: " + sys.render(dm.reason);
+            if (options.on_job_end) options.on_job_end(report.jobs[i]);
             ++received;
           }
         },
