@@ -63,6 +63,7 @@ struct ShardTask {
                               // before the task itself reached the device:
   double prefetch_start = 0, prefetch_end = 0;  // that load (a trace event of its own)
   std::size_t prefetch_bytes = 0;               // its bytes (not in load_bytes)
+  int oom_retries = 0;  // times its load was repeated after running out of device memory
 };
 using TaskPtr = std::shared_ptr<ShardTask>;
 
@@ -80,6 +81,8 @@ struct SchedulerStats {
   // that found their shard's state already loaded there, and hints withdrawn unused (the task
   // went to another device, or the device's lookahead slot was needed for other work).
   std::uint64_t prefetch_hints = 0, prefetch_hits = 0, prefetch_dropped = 0;
+  // Loads repeated because the device ran out of memory (memory pressure; the task then ran).
+  std::uint64_t oom_retries = 0;
   std::string policy;
 };
 
