@@ -46,6 +46,14 @@ struct ShardTask {
   double grad_scale = 1.0;               // update: gradient clipping coefficient
   Tensor input;   // forward: activations; backward: d(output) (none for the last shard)
   Tensor labels;  // forward of the last shard: labels for the fused loss
+  // Micro-batches (JobSpec::micro_batches) and replicas: the stash slot a training forward fills
+  // and its backward uses.
+  std::int64_t micro_batch = 0;
+  // Unfused backward: add this backward's gradients to the home gradients (false: replace them).
+  bool accumulate_grads = false;
+  // Training forward of the last shard: d(loss)/d(logits) is multiplied by this (the micro-batch's
+  // share of the batch mean when parts are uneven; exactly 1 for equal parts).
+  double loss_weight = 1.0;
   // --- result
   Tensor output;  // forward: activations (home memory); backward: d(input) (home memory)
   double loss = std::numeric_limits<double>::quiet_NaN();
