@@ -20,6 +20,7 @@
 #include "actors/shard_state.hpp"
 #include "actors/training_program.hpp"
 #include "runtime/progress_display.hpp"
+#include "runtime/trace.hpp"
 
 namespace hydra::actors {
 
@@ -34,6 +35,7 @@ struct JobSetup {
   std::string out_dir;                        // "": no checkpoints
   std::shared_ptr<ProgressDisplay> progress;  // null: no live display
   caf::actor early_stopping;                  // early_stopping_actor; null: none in this run
+  std::shared_ptr<Trace> trace;               // the run's trace (collectives of replicas)
 };
 
 // One copy of the job's model cut into shards, with one shard actor per shard.

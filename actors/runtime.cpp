@@ -133,6 +133,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.out_dir = options.out_dir;
       setup.progress = progress;
       setup.early_stopping = early_stopping;
+      setup.trace = trace;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
     }
     caf::scoped_actor self{sys};

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "actors/checkpoint.hpp"
+#include "actors/data_parallel_step.hpp"
 #include "actors/early_stopping_actor.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/pipeline_step.hpp"
@@ -66,7 +67,8 @@ void JobContext::save_state() {
 
 void JobContext::resume(const std::string& path) {
   TrainingProgress progress = load_training_state(path, *parts_.model, fingerprint());
-  // Data-parallel replicas hold the same parameters and optimizer state as replica 0.
+  // Data-parallel replicas hold the same parameters and optimizer state as replica 0 (the state
+  // file has replica 0's; its layer state, e.g. Dropout counters, goes to every replica too).
   for (const Replica& rep : parts_.replicas)
     if (rep.model != parts_.model) load_training_state(path, *rep.model, fingerprint());
   step_ = progress.step;
@@ -163,7 +165,9 @@ Task<TaskPtr> JobContext::update(int shard, double grad_scale) {
 
 Task<double> JobContext::train_step(const Batch& batch) {
   double loss = 0;
-  if (spec().micro_batches > 1)
+  if (spec().replicas > 1)
+    loss = co_await data_parallel_step(*this, batch);
+  else if (spec().micro_batches > 1)
     loss = co_await pipeline_step(*this, batch);
   else
     loss = co_await sequential_step(batch);

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "actors/hydra.hpp"
+#include "actors/job_actor.hpp"
+#include "actors/replica_set.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
@@ -120,6 +122,23 @@ Outcome run_alone(JobSpec j) {
   return {r.jobs[0], r.trace, *params};
 }
 
+// What a data-parallel job's replicas look like after training (checked by its program).
+struct ReplicaProbe {
+  bool identical = false;
+  std::vector<std::size_t> state_bytes;  // optimizer state per replica
+};
+actors::Task<void> probed_program(actors::JobContext& job, std::shared_ptr<ReplicaProbe> probe) {
+  co_await actors::default_training_program(job);
+  probe->identical = actors::replicas_identical(job.parts());
+  for (int r = 0; r < static_cast<int>(job.parts().replicas.size()); ++r)
+    probe->state_bytes.push_back(actors::optimizer_state_bytes(job.parts(), r));
+}
+std::shared_ptr<ReplicaProbe> probe(JobSpec& j) {
+  auto p = std::make_shared<ReplicaProbe>();
+  j.program = [p](actors::JobContext& job) { return probed_program(job, p); };
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE("actors: device affinity runs every task of a job on its device") {
@@ -189,4 +208,54 @@ TEST_CASE("actors: a batch size not divisible by micro_batches fails with both n
         std::string::npos);
   CHECK(out[1].status == JobStatus::failed);
   CHECK(out[1].error.find("micro_batches must be at least 1 (got 0)") != std::string::npos);
+}
+
+TEST_CASE("actors: a batch size not divisible by replicas fails with both numbers") {
+  JobSpec r = job("bad-replicas", 1), both = job("bad-both", 1);
+  r.replicas = 5;
+  both.replicas = 4;
+  both.micro_batches = 4;
+  std::vector<JobResult> out = train({r, both}, cpu_devices(2));
+  CHECK(out[0].status == JobStatus::failed);
+  CHECK(out[0].error.find("batch_size 24 is not divisible by replicas 5") != std::string::npos);
+  CHECK(out[1].status == JobStatus::failed);
+  CHECK(out[1].error.find("batch_size 24 is not divisible by replicas * micro_batches 16") !=
+        std::string::npos);
+}
+
+TEST_CASE("actors: data-parallel replicas train like one model and stay bitwise identical") {
+  for (bool adamw : {false, true}) {
+    JobSpec base = job("dp", 2, adamw, 128);
+    base.max_steps = 13;  // the last step is a partial batch of 12
+    JobSpec dp = base;
+    dp.replicas = 2;
+    auto p = probe(dp);
+    const Outcome a = run_alone(base), b = run_alone(dp);
+    INFO("adamw " << adamw);
+    CHECK(max_diff(a.params, b.params) < 2e-5);
+    CHECK(p->identical);
+    REQUIRE(p->state_bytes.size() == 2);
+    CHECK(p->state_bytes[0] == p->state_bytes[1]);
+    int allreduce = 0;
+    for (const TraceEvent& e : b.trace)
+      if (e.kind == "allreduce" && e.job == "dp" && e.bytes > 0 && e.end >= e.start) ++allreduce;
+    CHECK(allreduce == 13);
+    bool replicas_overlap = false;
+    for (const TraceEvent& x : b.trace)
+      for (const TraceEvent& y : b.trace)
+        if (x.job == "dp" && y.job == "dp/r1" && is_task(x) && is_task(y) && x.device != y.device &&
+            x.start < y.end && y.start < x.end)
+          replicas_overlap = true;
+    CHECK(replicas_overlap);
+  }
+}
+
+TEST_CASE("actors: replicas combine with micro-batches and gradient clipping") {
+  JobSpec base = job("dp-pipe", 2, true, 64);
+  base.clip_grad_norm = 0.5;
+  JobSpec both = base;
+  both.replicas = 2;
+  both.micro_batches = 3;
+  const Outcome a = run_alone(base), b = run_alone(both);
+  CHECK(max_diff(a.params, b.params) < 2e-5);
 }
