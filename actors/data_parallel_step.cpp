@@ -78,7 +78,9 @@ Task<double> data_parallel_step(JobContext& job, const Batch& batch) {
   std::vector<int> all;
   for (int r = 0; r < static_cast<int>(R); ++r)
     all.push_back(r);
-  co_await update_all(job, all, scale);
+  const bool sharded = job.spec().sharded_data_parallel;
+  co_await update_all(job, all, scale, sharded);
+  if (sharded) traced(p, "allgather", [&] { return all_gather_slices(p); });
 #ifndef NDEBUG
   check(replicas_identical(p), "job " + job.spec().name + ": replicas differ after step " +
                                    std::to_string(job.step() + 1));

@@ -1,5 +1,6 @@
 #pragma once
-// Data-parallel replicas (JobSpec::replicas = R > 1). One training step:
+// Data-parallel replicas (JobSpec::replicas = R > 1), optionally sharded (ZeRO-style,
+// JobSpec::sharded_data_parallel). One training step:
 //   1. the batch is split into R consecutive near-equal parts (equal when the batch size is
 //      divisible by R; a small last batch may leave later replicas without samples);
 //   2. every replica runs forward and backward on its part at once (as micro_batches
@@ -8,8 +9,11 @@
 //      the replicas' mean is micro_batches * (mean gradient over the batch);
 //   3. all-reduce: the job's actor averages the replicas' home gradients and writes the mean into
 //      every replica (trace event "allreduce" on device "host", with its bytes and time);
-//   4. every replica runs the same update tasks (grad_scale 1/micro_batches, times the clip
-//      coefficient of the mean gradient's norm), so the replicas stay bitwise identical.
+//   4. plain: every replica runs the same update tasks (grad_scale 1/micro_batches, times the
+//      clip coefficient of the mean gradient's norm), so the replicas stay bitwise identical;
+//      sharded: each replica updates only its owned slices (1/R of every parameter tensor, with
+//      the optimizer state of that slice only), then the updated slices are copied to the other
+//      replicas (trace event "allgather").
 // Validation, checkpoints and on_finish use replica 0. Debug builds check after every step that
 // the replicas are identical.
 #include "actors/training_program.hpp"

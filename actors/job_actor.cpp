@@ -35,7 +35,9 @@ void check_strategy(const JobSpec& spec) {
         job + "batch_size " + std::to_string(spec.batch_size) +
             " is not divisible by replicas * micro_batches " +
             std::to_string(replicas * spec.micro_batches));
-  check(!spec.sharded_data_parallel, job + "sharded_data_parallel is not supported yet");
+  check(
+      !spec.sharded_data_parallel || spec.replicas > 1,
+      job + "sharded_data_parallel needs replicas > 1 (got " + std::to_string(spec.replicas) + ")");
 }
 
 // Everything up to the training program: data, model, partition, shard and optimizer actors.

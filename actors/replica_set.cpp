@@ -46,6 +46,20 @@ Replica spawn_replica(caf::event_based_actor* self, JobContext::Parts& p,
     st->device_affinity = spec.device_affinity;
     st->forward_flops = plan[s].forward_flops;
     st->stash_slots.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, spec.micro_batches)));
+    if (spec.sharded_data_parallel && R > 1)
+      for (std::size_t k = 0; k < st->parameters().size(); ++k) {
+        Parameter* q = st->parameters()[k];
+        require_f32(q->value, "sharded data parallelism");
+        const std::int64_t n = q->value.numel();
+        const std::int64_t b = replica * n / R, e = (replica + 1) * n / R;
+        if (e <= b) continue;
+        Parameter slice;
+        slice.name = q->name + "[" + std::to_string(b) + ":" + std::to_string(e) + "]";
+        slice.value = q->value.view({-1}).slice(b, e);
+        slice.grad = q->grad.view({-1}).slice(b, e);
+        st->owned_slices.push_back(std::move(slice));
+        st->owned_at.emplace_back(k, b);
+      }
     out.states.push_back(st);
     out.shards.push_back(self->spawn(shard_actor, st, p.setup.scheduler));
   }
@@ -81,6 +95,26 @@ std::size_t all_reduce_grads(JobContext::Parts& p, int participants) {
   return bytes;
 }
 
+std::size_t all_gather_slices(JobContext::Parts& p) {
+  std::size_t bytes = 0;
+  for (std::size_t r = 0; r < p.replicas.size(); ++r)
+    for (std::size_t s = 0; s < p.replicas[r].states.size(); ++s) {
+      const ShardState& owner = *p.replicas[r].states[s];
+      for (std::size_t j = 0; j < owner.owned_slices.size(); ++j) {
+        const auto [k, offset] = owner.owned_at[j];
+        const Tensor& src = owner.owned_slices[j].value;
+        const auto n = static_cast<std::size_t>(src.numel());
+        for (std::size_t o = 0; o < p.replicas.size(); ++o) {
+          if (o == r) continue;
+          float* dst = p.replicas[o].states[s]->parameters().at(k)->value.data_as<float>();
+          std::memcpy(dst + offset, src.data_as<float>(), n * sizeof(float));
+          bytes += 2 * n * sizeof(float);
+        }
+      }
+    }
+  return bytes;
+}
+
 bool replicas_identical(JobContext::Parts& p) {
   std::vector<Parameter*> ref = p.replicas.at(0).model->parameters();
   for (std::size_t r = 1; r < p.replicas.size(); ++r) {
@@ -100,6 +134,10 @@ std::size_t optimizer_state_bytes(const JobContext::Parts& p, int replica) {
   for (Parameter* q : r.model->parameters())
     for (const Tensor& t : q->state)
       bytes += t.nbytes();
+  for (const auto& st : r.states)
+    for (const Parameter& q : st->owned_slices)
+      for (const Tensor& t : q.state)
+        bytes += t.nbytes();
   return bytes;
 }
 

@@ -259,3 +259,34 @@ TEST_CASE("actors: replicas combine with micro-batches and gradient clipping") {
   const Outcome a = run_alone(base), b = run_alone(both);
   CHECK(max_diff(a.params, b.params) < 2e-5);
 }
+
+TEST_CASE("actors: sharded data parallelism matches plain replicas with 1/R optimizer state") {
+  JobSpec plain = job("dp", 2, true, 128);
+  plain.replicas = 2;
+  JobSpec sharded = plain;
+  sharded.sharded_data_parallel = true;
+  auto pp = probe(plain), ps = probe(sharded);
+  const Outcome a = run_alone(plain), b = run_alone(sharded);
+  CHECK(max_diff(a.params, b.params) < 1e-6);
+  CHECK(pp->identical);
+  CHECK(ps->identical);
+  REQUIRE(ps->state_bytes.size() == 2);
+  // Each replica holds the AdamW state (2 slots) of half of every parameter tensor.
+  const std::size_t full = pp->state_bytes[0];
+  CHECK(full > 0);
+  CHECK(ps->state_bytes[0] + ps->state_bytes[1] == full);
+  CHECK(ps->state_bytes[0] <= full / 2 + 64);
+  CHECK(ps->state_bytes[1] <= full / 2 + 64);
+  int allgather = 0;
+  for (const TraceEvent& e : b.trace)
+    if (e.kind == "allgather" && e.bytes > 0) ++allgather;
+  CHECK(allgather == 8);
+}
+
+TEST_CASE("actors: sharded data parallelism without replicas fails with a clear error") {
+  JobSpec s = job("bad-sharded", 1);
+  s.sharded_data_parallel = true;
+  std::vector<JobResult> out = train({s}, cpu_devices(2));
+  CHECK(out[0].status == JobStatus::failed);
+  CHECK(out[0].error.find("sharded_data_parallel needs replicas > 1 (got 1)") != std::string::npos);
+}
