@@ -10,6 +10,7 @@
 #include "actors/early_stopping_actor.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/pipeline_step.hpp"
+#include "actors/replica_set.hpp"
 
 namespace hydra::actors {
 
@@ -61,7 +62,14 @@ void JobContext::save_state() {
   progress.samples = parts_.samples;
   progress.result = parts_.result;
   // No task of this job is in flight: its parameters and optimizer state are in home memory.
-  save_training_state(path, *parts_.model, fingerprint(), progress);
+  gather_slice_state(parts_);  // sharded data parallelism: the whole optimizer state
+  try {
+    save_training_state(path, *parts_.model, fingerprint(), progress);
+  } catch (...) {
+    release_gathered_state(parts_);
+    throw;
+  }
+  release_gathered_state(parts_);
   parts_.result.state_path = path;
 }
 
@@ -71,6 +79,7 @@ void JobContext::resume(const std::string& path) {
   // file has replica 0's; its layer state, e.g. Dropout counters, goes to every replica too).
   for (const Replica& rep : parts_.replicas)
     if (rep.model != parts_.model) load_training_state(path, *rep.model, fingerprint());
+  scatter_slice_state(parts_);
   step_ = progress.step;
   position_ = progress.data;
   parts_.samples = progress.samples;
