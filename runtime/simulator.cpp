@@ -204,9 +204,8 @@ Graph train_graph(const SimJob& job, const LinkCost& link) {
   for (int s = 0; s < S; ++s) {
     const std::size_t bytes = job.shards[static_cast<std::size_t>(s)].value_bytes;
     // All-reduce: read every replica's gradients, write the mean into every replica (2R copies);
-    // sharded: write each replica only its 1/R part (R + 1), and gather the updated values into
-    // every replica after the update (R).
-    reduce += host_collective(link, bytes, R, sharded ? R + 1.0 : 2.0 * R);
+    // sharded: then gather the updated slices into every replica after the update (R).
+    reduce += host_collective(link, bytes, R, 2.0 * R);
     if (sharded) gather += host_collective(link, bytes, R, R);
   }
   for (int s = 0; s < S; ++s)

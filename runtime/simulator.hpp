@@ -35,8 +35,8 @@
 //     device 0, the host reading every replica's gradients and writing the mean into each,
 //     summed over the shards), then R update tasks per shard run at once: each the full shard
 //     (every replica applies the same update), or with sharded_data_parallel 1/R of its
-//     parameters and optimizer state each ((R+1) x bytes before: each replica gets its part;
-//     R x bytes after: the updated values gathered into every replica, before the next step);
+//     parameters and optimizer state each (then an all-gather, R x bytes: the updated slices
+//     copied into every replica, before the next step);
 //   * micro_batches m > 1 (GPipe, as actors/pipeline_step): forward micro-batch i of shard s in
 //     wave i + s, each wave after the whole previous one; backward in the same wave pattern from
 //     the last shard, micro-batch m-1 first, gradients accumulated (every backward but the
