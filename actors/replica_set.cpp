@@ -115,66 +115,6 @@ std::size_t all_gather_slices(JobContext::Parts& p) {
   return bytes;
 }
 
-namespace {
-
-bool has_owned_slices(const JobContext::Parts& p) {
-  for (const Replica& r : p.replicas)
-    for (const auto& st : r.states)
-      if (!st->owned_slices.empty()) return true;
-  return false;
-}
-
-}  // namespace
-
-void gather_slice_state(JobContext::Parts& p) {
-  if (!has_owned_slices(p)) return;
-  const Replica& first = p.replicas.at(0);
-  for (const Replica& r : p.replicas)
-    for (std::size_t s = 0; s < r.states.size(); ++s) {
-      const ShardState& owner = *r.states[s];
-      for (std::size_t j = 0; j < owner.owned_slices.size(); ++j) {
-        const Parameter& slice = owner.owned_slices[j];
-        if (slice.state.empty()) continue;  // not updated yet
-        const auto [k, offset] = owner.owned_at[j];
-        Parameter& full = *first.states[s]->parameters().at(k);
-        if (full.state.size() != slice.state.size()) {
-          full.state.clear();
-          for (std::size_t q = 0; q < slice.state.size(); ++q)
-            full.state.push_back(Tensor::zeros(full.value.shape(), full.value.dtype(), owner.home));
-        }
-        for (std::size_t q = 0; q < slice.state.size(); ++q) {
-          Tensor dst = full.state[q].view({-1}).slice(offset, offset + slice.state[q].numel());
-          copy(dst, slice.state[q]);
-        }
-        full.step = slice.step;
-      }
-    }
-}
-
-void release_gathered_state(JobContext::Parts& p) {
-  if (!has_owned_slices(p)) return;
-  for (Parameter* q : p.replicas.at(0).model->parameters())
-    q->state.clear();
-}
-
-void scatter_slice_state(JobContext::Parts& p) {
-  if (!has_owned_slices(p)) return;
-  for (Replica& r : p.replicas)
-    for (auto& st : r.states)
-      for (std::size_t j = 0; j < st->owned_slices.size(); ++j) {
-        Parameter& slice = st->owned_slices[j];
-        const auto [k, offset] = st->owned_at[j];
-        const Parameter& full = *st->parameters().at(k);
-        slice.state.clear();
-        for (const Tensor& t : full.state)
-          slice.state.push_back(t.view({-1}).slice(offset, offset + slice.value.numel()).clone());
-        slice.step = full.step;
-      }
-  for (Replica& r : p.replicas)
-    for (Parameter* q : r.model->parameters())
-      q->state.clear();
-}
-
 bool replicas_identical(JobContext::Parts& p) {
   std::vector<Parameter*> ref = p.replicas.at(0).model->parameters();
   for (std::size_t r = 1; r < p.replicas.size(); ++r) {

@@ -33,17 +33,6 @@ Replica spawn_replica(caf::event_based_actor* self, JobContext::Parts& p,
 std::size_t all_reduce_grads(JobContext::Parts& p, int participants);
 std::size_t all_gather_slices(JobContext::Parts& p);
 
-// Sharded data parallelism and training-state files (JobContext::save_state / resume): the
-// optimizer state lives in the replicas' owned slices, not in the model's parameters.
-// gather_slice_state copies every replica's slice state (and step count) into full tensors in
-// replica 0's parameters, so a state file written from replica 0 holds the whole optimizer state;
-// release_gathered_state drops them again after the write. scatter_slice_state, after a state
-// file was loaded into every replica's parameters, copies each replica's part into its owned
-// slices and clears the parameters' state (back to 1/R per replica). No-ops without owned slices.
-void gather_slice_state(JobContext::Parts& p);
-void release_gathered_state(JobContext::Parts& p);
-void scatter_slice_state(JobContext::Parts& p);
-
 // Whether every replica's parameter values equal replica 0's bit for bit.
 bool replicas_identical(JobContext::Parts& p);
 // Bytes of optimizer state replica `replica` holds (its parameters' and owned slices' state).
