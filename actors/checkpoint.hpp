@@ -35,6 +35,9 @@
 //                accuracy, f64 best validation loss, i64 best step, str model checkpoint path
 //   trailer      u64 FNV-1a (64-bit) hash of every byte before it
 //
+// With data-parallel replicas the file holds replica 0's parameters (all replicas are equal);
+// with sharded data parallelism the optimizer state slices of all replicas are gathered into
+// whole tensors, and scattered back to the replicas on resume.
 // Gradients and stashes are not stored: the state is written between steps, when they carry
 // nothing to the next step. Everything in the fingerprint must match on resume (the shard count
 // need not: shards only cut the same model); epochs and max_steps may differ (train longer).

@@ -50,6 +50,66 @@ StateFingerprint JobContext::fingerprint() const {
   return f;
 }
 
+namespace {
+
+// Sharded data parallelism keeps each parameter's optimizer state in slices, one per replica
+// (ShardState::owned_slices). The state file holds whole tensors: they are gathered into replica
+// 0's parameters for a write (and dropped again after it), and scattered back after a load.
+bool sliced_state(const JobContext::Parts& p) {
+  return p.replicas.size() > 1 && p.setup.spec.sharded_data_parallel;
+}
+
+void gather_slices(JobContext::Parts& p) {
+  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
+    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
+    for (Parameter* q : whole)
+      q->state.clear();
+    for (const Replica& rep : p.replicas) {
+      const ShardState& st = *rep.states[s];
+      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
+        const Parameter& slice = st.owned_slices[i];
+        const auto [k, begin] = st.owned_at[i];
+        Parameter& q = *whole[k];
+        if (q.state.empty())
+          for (std::size_t j = 0; j < slice.state.size(); ++j)
+            q.state.push_back(Tensor::zeros(q.value.shape(), q.value.dtype(), q.value.device()));
+        check(q.state.size() == slice.state.size(),
+              "sharded optimizer state: slices of " + q.name + " hold different numbers of slots");
+        for (std::size_t j = 0; j < slice.state.size(); ++j) {
+          Tensor part = q.state[j].view({-1}).slice(begin, begin + slice.value.numel());
+          copy(part, slice.state[j]);
+        }
+        q.step = slice.step;
+      }
+    }
+  }
+}
+
+void scatter_slices(JobContext::Parts& p) {
+  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
+    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
+    for (const Replica& rep : p.replicas) {
+      ShardState& st = *rep.states[s];
+      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
+        Parameter& slice = st.owned_slices[i];
+        const auto [k, begin] = st.owned_at[i];
+        const Parameter& q = *whole[k];
+        slice.state.clear();
+        for (const Tensor& t : q.state) {
+          Tensor part = Tensor::empty({slice.value.numel()}, t.dtype(), t.device());
+          copy(part, t.view({-1}).slice(begin, begin + slice.value.numel()));
+          slice.state.push_back(part);
+        }
+        slice.step = q.step;
+      }
+    }
+    for (Parameter* q : whole)
+      q->state.clear();
+  }
+}
+
+}  // namespace
+
 void JobContext::save_state() {
   if (parts_.setup.out_dir.empty()) return;
   const std::filesystem::path dir = std::filesystem::path(parts_.setup.out_dir) / "state";
@@ -61,7 +121,20 @@ void JobContext::save_state() {
   progress.samples = parts_.samples;
   progress.result = parts_.result;
   // No task of this job is in flight: its parameters and optimizer state are in home memory.
-  save_training_state(path, *parts_.model, fingerprint(), progress);
+  if (sliced_state(parts_)) {
+    gather_slices(parts_);
+    try {
+      save_training_state(path, *parts_.model, fingerprint(), progress);
+    } catch (...) {
+      for (Parameter* q : parts_.model->parameters())
+        q->state.clear();
+      throw;
+    }
+    for (Parameter* q : parts_.model->parameters())
+      q->state.clear();
+  } else {
+    save_training_state(path, *parts_.model, fingerprint(), progress);
+  }
   parts_.result.state_path = path;
 }
 
@@ -71,6 +144,7 @@ void JobContext::resume(const std::string& path) {
   // file has replica 0's; its layer state, e.g. Dropout counters, goes to every replica too).
   for (const Replica& rep : parts_.replicas)
     if (rep.model != parts_.model) load_training_state(path, *rep.model, fingerprint());
+  if (sliced_state(parts_)) scatter_slices(parts_);
   step_ = progress.step;
   position_ = progress.data;
   parts_.samples = progress.samples;

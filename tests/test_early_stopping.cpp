@@ -238,3 +238,35 @@ TEST_CASE("early stopping: duplicate job names are refused") {
   CHECK_THROWS_WITH_AS(run(jobs, two_cpus(std::make_shared<SyncRule>())),
                        doctest::Contains("job name 'same' is used twice"), Error);
 }
+
+namespace {
+
+// Throws from decide() for one job: that job fails with the rule's error, the others go on.
+class ThrowingRule : public EarlyStopping {
+ public:
+  void add_job(const std::string&) override {}
+  void report(const std::string&, std::int64_t, std::int64_t, double, double) override {}
+  StopDecision decide(const std::string& job) override {
+    if (job == "unlucky") throw Error("no decision for " + job);
+    return StopDecision::go_on;
+  }
+  void job_ended(const std::string& job) override { ended.push_back(job); }
+  std::string reason(const std::string&) const override { return ""; }
+  std::vector<std::string> ended;
+};
+
+}  // namespace
+
+TEST_CASE("early stopping: a rule that throws fails only the job it was deciding") {
+  auto live = std::make_shared<std::atomic<int>>(0);
+  auto rule = std::make_shared<ThrowingRule>();
+  const RunReport report =
+      run({small_job("unlucky", 0.02, 8, live), small_job("fine", 0.02, 8, live)}, two_cpus(rule));
+  CHECK(report.jobs[0].status == JobStatus::failed);
+  CHECK(report.jobs[0].steps == 4);
+  CHECK(report.jobs[0].error.find("early stopping rule: no decision for unlucky") !=
+        std::string::npos);
+  CHECK(report.jobs[1].status == JobStatus::done);
+  CHECK(report.jobs[1].steps == 8);
+  CHECK(rule->ended.size() == 2);
+}

@@ -105,11 +105,18 @@ std::string temp_dir(const std::string& name) {
 // Runs the job uninterrupted; then crashed after `fail_after` training forwards (the state file
 // holds the last validation or checkpoint_every point) and resumed from its state file, with
 // another shard count; both must end with the same parameters and curves, bit for bit.
-void check_resume_is_exact(double clip, std::int64_t fail_after, std::int64_t state_step) {
+void check_resume_is_exact(double clip, std::int64_t fail_after, std::int64_t state_step,
+                           bool sharded_data_parallel = false) {
   const std::string out = temp_dir("resume-" + std::to_string(fail_after));
   auto whole = std::make_shared<Finished>();
+  auto strategy = [&](JobSpec& j) {
+    if (!sharded_data_parallel) return;
+    j.replicas = 2;
+    j.sharded_data_parallel = true;
+  };
   JobSpec plain = dropout_job("mlp", clip, -1, whole);
   plain.shards = 2;
+  strategy(plain);
   const JobResult a = run({plain}, two_cpus("")).jobs.at(0);
   REQUIRE(a.status == JobStatus::done);
   REQUIRE(a.steps == 20);
@@ -119,6 +126,7 @@ void check_resume_is_exact(double clip, std::int64_t fail_after, std::int64_t st
   JobSpec crashing = dropout_job("mlp", clip, fail_after, unused);
   crashing.shards = 2;
   crashing.checkpoint_every = 4;
+  strategy(crashing);
   const JobResult b = run({crashing}, two_cpus(out)).jobs.at(0);
   REQUIRE(b.status == JobStatus::failed);
   CHECK(b.error.find("tripwire") != std::string::npos);
@@ -131,6 +139,7 @@ void check_resume_is_exact(double clip, std::int64_t fail_after, std::int64_t st
   JobSpec resumed = dropout_job("mlp", clip, -1, resumed_params);
   resumed.shards = 1;  // the shard count need not match
   resumed.resume_from = state;
+  strategy(resumed);
   const JobResult c = run({resumed}, two_cpus(out + "/resumed")).jobs.at(0);
   INFO(c.error);
   REQUIRE(c.status == JobStatus::done);
@@ -173,6 +182,12 @@ TEST_CASE("training state: a crash in a validation resumes with that validation 
   // Crash in the validation after step 12: the state file is the checkpoint_every write after
   // step 12's update, before its validation, which the resumed job runs first.
   check_resume_is_exact(0.5, 12, 12);
+}
+
+TEST_CASE("training state: a sharded data-parallel job resumes bitwise equal to one run") {
+  // Two replicas, each owning the AdamW state of half of every parameter: the state file holds
+  // the gathered state, scattered back to the replicas' slices on resume.
+  check_resume_is_exact(0.0, 9, 8, true);
 }
 
 TEST_CASE("training state: a saved state restores parameters optimizer state and Dropout") {
