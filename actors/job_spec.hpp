@@ -25,6 +25,9 @@ struct JobSpec {
   std::string name;
   std::map<std::string, std::string> config;  // hyperparameters, copied into the JobResult
   std::function<Model()> make_model;          // a fresh model; the runtime calls init(seed)
+  // The model as text (kernels/model_spec.hpp, e.g. "mlp 784 256 10"): used when make_model is
+  // empty, checked against it when both are set, and required to run on cluster nodes.
+  std::string model_spec;
   std::function<OptimizerPtr()> make_optimizer;
   // Loads the data. Runs inside the runtime, so a bad path fails only this job; jobs with the
   // same non-empty data_key share one load (and one copy in memory).
