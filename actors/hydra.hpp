@@ -24,6 +24,7 @@
 // OpenBLAS to one thread per call (openblas_set_num_threads(1)) for the whole process when the
 // run starts; set it back yourself if you need multi-threaded BLAS afterwards.
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -60,6 +61,9 @@ struct RuntimeOptions {
   std::string out_dir;
   // Consulted after every validation of every job; null: every job trains to its end.
   std::shared_ptr<EarlyStopping> early_stopping;
+  // Called on the thread that runs run() with each job's result as soon as it arrives (jobs end
+  // in any order), e.g. to save it before the whole run is over.
+  std::function<void(const JobResult&)> on_job_end;
   // Cluster nodes ("HOST:PORT", each running build/examples/hydra_node) whose devices join the
   // run beside `devices`; with nodes, an empty `devices` means no local devices. Jobs that run
   // there need JobSpec::model_spec. Every node must know `node_secret` (the handshake proves it

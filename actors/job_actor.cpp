@@ -39,7 +39,10 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   // Strategy and resume fields whose runtime support has not landed yet are refused, not ignored.
   check(spec.replicas == 1, "job " + spec.name + ": replicas > 1 is not supported yet");
   check(spec.micro_batches == 1, "job " + spec.name + ": micro_batches > 1 is not supported yet");
-  check(spec.device_affinity < 0, "job " + spec.name + ": device_affinity is not supported yet");
+  check(spec.device_affinity >= -1 && spec.device_affinity < p.setup.num_devices,
+        "job " + spec.name + ": device_affinity " + std::to_string(spec.device_affinity) +
+            " is not a device of this run (devices 0.." + std::to_string(p.setup.num_devices - 1) +
+            ", or -1 for any)");
   check(spec.resume_from.empty(), "job " + spec.name + ": resume_from is not supported yet");
   p.data = p.setup.data->get(spec);
 
@@ -81,6 +84,7 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
     st->home = home;
     st->total_steps = p.total_steps;
     st->fused_update = spec.clip_grad_norm <= 0;
+    st->device_affinity = spec.device_affinity;
     st->forward_flops = plan[s].forward_flops;
     st->model_spec = spec.model_spec;
     p.states.push_back(st);

@@ -27,6 +27,7 @@ struct JobSetup {
   std::shared_ptr<DataCache> data;
   std::size_t shard_budget = 0;               // memory one shard may use on a device
   std::size_t shards = 0;                     // 0: as few as fit
+  int num_devices = 0;                        // devices in the run (device_affinity's range)
   std::string out_dir;                        // "": no checkpoints
   std::shared_ptr<ProgressDisplay> progress;  // null: no live display
 };

@@ -88,6 +88,12 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       }
     }
   } restore;
+  if (!options.nodes.empty())
+    for (const JobSpec& j : jobs)
+      check(!j.model_spec.empty(),
+            "job " + j.name +
+                ": RuntimeOptions::nodes needs a JobSpec::model_spec on every job (the model as "
+                "text the nodes can build; see kernels/model_spec.hpp)");
   std::vector<DeviceConfig> devices = resolve_devices(options, restore.saved);
   set_blas_threads(1);
 
@@ -205,6 +211,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.data = data;
       setup.shard_budget = shard_budget;
       setup.shards = options.shards;
+      setup.num_devices = next_index;  // local and remote
       setup.out_dir = options.out_dir;
       setup.progress = progress;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
@@ -229,7 +236,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
         [&](JobResult& r) {
           const auto sender = self->current_sender();
           for (std::size_t i = 0; i < job_actors.size(); ++i)
-            if (job_actors[i].address() == sender) report.jobs[i] = std::move(r);
+            if (job_actors[i].address() == sender) {
+              report.jobs[i] = std::move(r);
+              if (options.on_job_end) options.on_job_end(report.jobs[i]);
+            }
           ++received;
         },
         [&](caf::down_msg& dm) {
@@ -243,6 +253,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
             report.jobs[i].config = jobs[i].config;
             report.jobs[i].status = JobStatus::failed;
             report.jobs[i].error = "job actor terminated: " + sys.render(dm.reason);
+            if (options.on_job_end) options.on_job_end(report.jobs[i]);
             ++received;
           }
         },

@@ -49,12 +49,32 @@ struct SchedulerState {
   int devices_lost = 0;
   SchedulerStats stats;
 
+  // Whether device d may run the ready task (JobSpec::device_affinity).
+  static bool allowed(const ReadyTask& rt, int d) {
+    return rt.device_affinity < 0 || rt.device_affinity == d;
+  }
+  bool any_pinned() const {
+    for (const ReadyTask& rt : ready)
+      if (rt.device_affinity >= 0) return true;
+    return false;
+  }
+  // Whether device d may run some ready task.
+  bool can_take(int d) const {
+    for (const ReadyTask& rt : ready)
+      if (allowed(rt, d)) return true;
+    return false;
+  }
+
   void dispatch(caf::event_based_actor* self) {
     while (!ready.empty()) {
+      // With pinned tasks in the queue, only devices that may run one of the ready tasks count,
+      // and the policy picks among the tasks the chosen device may run.
+      const bool pinned = any_pinned();
       int best = -1;
       for (int d = 0; d < static_cast<int>(devices.size()); ++d) {
         const DeviceSlot& s = devices[d];
         if (!s.actor || s.credits <= 0) continue;
+        if (pinned && !can_take(d)) continue;
         // Fewest tasks first (idle devices before lookahead slots); among equals the one that
         // got work least recently, so a lone job's tasks spread over the idle devices.
         // Among equals a device that prefetched a ready task comes first.
@@ -74,8 +94,10 @@ struct SchedulerState {
       std::size_t i = ready.size();
       if (devices[best].hint)
         for (std::size_t k = 0; k < ready.size(); ++k)
-          if (same_work(*devices[best].hint, *waiting.at(ready[k].id).task)) i = k;
-      if (i == ready.size()) i = policy->pick(ready, best, estimates);
+          if (allowed(ready[k], best) &&
+              same_work(*devices[best].hint, *waiting.at(ready[k].id).task))
+            i = k;
+      if (i == ready.size()) i = pinned ? pick_allowed(best) : policy->pick(ready, best, estimates);
       const ReadyTask rt = ready.at(i);
       ready.erase(ready.begin() + static_cast<std::ptrdiff_t>(i));
       DeviceSlot& s = devices[best];
@@ -92,8 +114,8 @@ struct SchedulerState {
       self->send(s.actor, run_atom::value, w.task);
       announce_next(self, best, *w.task);
     }
-    for (const DeviceSlot& s : devices)
-      if (s.actor && s.inflight == 0 && !ready.empty()) ++stats.idle_while_ready;
+    for (int d = 0; d < static_cast<int>(devices.size()); ++d)
+      if (devices[d].actor && devices[d].inflight == 0 && can_take(d)) ++stats.idle_while_ready;
     if (ready.empty()) steal(self);
     // Without any device left, nothing can run: fail what waits instead of hanging.
     if (!ready.empty() && devices_lost > 0 && live_devices() == 0) {
@@ -101,6 +123,18 @@ struct SchedulerState {
         fail(rt.id, "no device left to run it");
       ready.clear();
     }
+  }
+
+  // The policy's pick among the ready tasks device d may run (at least one).
+  std::size_t pick_allowed(int d) {
+    std::vector<ReadyTask> sub;
+    std::vector<std::size_t> index;
+    for (std::size_t k = 0; k < ready.size(); ++k)
+      if (allowed(ready[k], d)) {
+        sub.push_back(ready[k]);
+        index.push_back(k);
+      }
+    return index.at(policy->pick(sub, d, estimates));
   }
 
   static TaskEstimator::Options estimator_options() {
@@ -196,7 +230,7 @@ struct SchedulerState {
     DeviceSlot& s = devices[dev];
     if (s.hint || s.inflight != 1) return;
     TaskPtr next = next_task(t);
-    if (!next) return;
+    if (!next || (next->state->device_affinity >= 0 && next->state->device_affinity != dev)) return;
     for (const auto& [id, w] : waiting)
       if (w.task->state == next->state) return;
     for (const DeviceSlot& o : devices)
@@ -212,14 +246,23 @@ struct SchedulerState {
     int idle = 0;
     for (const DeviceSlot& s : devices)
       idle += (s.actor && s.inflight == 0) ? 1 : 0;
-    for (DeviceSlot& s : devices) {
+    for (int d = 0; d < static_cast<int>(devices.size()); ++d) {
+      DeviceSlot& s = devices[d];
       if (idle == 0) return;
-      if (!s.actor || s.inflight < 2 || s.steal_pending) continue;
+      if (!s.actor || s.inflight < 2 || s.steal_pending || holds_pinned(d)) continue;
       s.steal_pending = true;
       ++stats.steal_attempts;
       self->send(s.actor, steal_atom::value);
       --idle;
     }
+  }
+
+  // Whether a task sent to device d is pinned there (whichever task it gave back could not run
+  // on an idle device, so it is not asked for one).
+  bool holds_pinned(int d) const {
+    for (const auto& [id, w] : waiting)
+      if (w.device == d && w.task->state->device_affinity >= 0) return true;
+    return false;
   }
 
   void stolen(caf::event_based_actor* self, int device, TaskPtr t) {
@@ -240,6 +283,7 @@ struct SchedulerState {
         rt.kind = t->kind;
         rt.ready_seq = it->second.ready_seq;
         rt.last_device = t->state->last_device;
+        rt.device_affinity = t->state->device_affinity;
         ready.insert(ready.begin(), rt);
       }
     }
@@ -339,6 +383,7 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         rt.kind = t->kind;
         rt.ready_seq = st->next_seq++;
         rt.last_device = t->state->last_device;
+        rt.device_affinity = t->state->device_affinity;
         st->waiting.emplace(t->id, Waiting{t, rp, -1, rt.ready_seq});
         st->ready.push_back(rt);
         st->stats.max_ready = std::max<std::uint64_t>(st->stats.max_ready, st->ready.size());

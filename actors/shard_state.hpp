@@ -27,6 +27,7 @@ struct ShardState {
   Tensor dlogits;              // last shard: d(loss)/d(logits) of the last training forward
   bool has_stash = false;
   int last_device = -1;          // device that ran this shard last (-1: none yet)
+  int device_affinity = -1;      // >= 0: its tasks run only on this device (JobSpec)
   std::int64_t total_steps = 0;  // training steps the job plans (for remaining-time estimates)
   bool fused_update = true;      // the job's updates run inside its backward tasks
   double forward_flops = 0;      // of one training minibatch (initial time estimates)

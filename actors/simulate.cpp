@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "actors/hydra.hpp"
+#include "kernels/core/error.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
@@ -11,25 +12,92 @@
 
 namespace hydra {
 
+namespace {
+
+int optimizer_slots_of(const Optimizer& opt) {
+  return dynamic_cast<const SGD*>(&opt) ? 1 : 2;
+}
+
+// Steps, evaluation and clipping of `spec` as the runtime runs them, on data `d`.
+void set_training(SimJob& j, const JobSpec& spec, const DataSplits& d) {
+  const std::int64_t batches = (d.train.size() + spec.batch_size - 1) / spec.batch_size;
+  j.steps = spec.max_steps > 0 ? spec.max_steps : spec.epochs * batches;
+  j.eval_every = spec.eval_every;
+  j.eval_batches = (d.validation.size() + spec.batch_size - 1) / spec.batch_size;
+  j.clip = spec.clip_grad_norm > 0;
+}
+
+Shape batch_input(const JobSpec& spec, const DataSplits& d) {
+  Shape input = d.train.sample_shape();
+  input.insert(input.begin(), spec.batch_size);
+  return input;
+}
+
+}  // namespace
+
 SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run_shards,
                   CostModel& costs) {
   Model m = spec.make_model();
   m.init(spec.seed);
   OptimizerPtr opt = spec.make_optimizer();
   const DataSplits d = spec.data();
-  Shape input = d.train.sample_shape();
-  input.insert(input.begin(), spec.batch_size);
   PartitionOptions po;
   po.budget_bytes = shard_budget;
-  po.optimizer_slots = dynamic_cast<SGD*>(opt.get()) != nullptr ? 1 : 2;
+  po.optimizer_slots = optimizer_slots_of(*opt);
   po.shards = spec.shards > 0 ? spec.shards : run_shards;
-  SimJob j = make_sim_job(spec.name, m, input, po, *opt, Device::cpu(0), costs);
-  const std::int64_t batches = (d.train.size() + spec.batch_size - 1) / spec.batch_size;
-  j.steps = spec.max_steps > 0 ? spec.max_steps : spec.epochs * batches;
-  j.eval_every = spec.eval_every;
-  j.eval_batches = (d.validation.size() + spec.batch_size - 1) / spec.batch_size;
-  j.clip = spec.clip_grad_norm > 0;
+  SimJob j = make_sim_job(spec.name, m, batch_input(spec, d), po, *opt, Device::cpu(0), costs);
+  set_training(j, spec, d);
   return j;
+}
+
+PlanJob to_plan_job(const JobSpec& spec, const DataSplits& data, std::size_t shard_budget,
+                    std::size_t run_shards, std::size_t extra_options, Device device,
+                    CostModel& costs) {
+  check(static_cast<bool>(spec.make_model), "job " + spec.name + " has no make_model");
+  check(static_cast<bool>(spec.make_optimizer), "job " + spec.name + " has no make_optimizer");
+  check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
+  Model m = spec.make_model();
+  m.init(spec.seed);
+  OptimizerPtr opt = spec.make_optimizer();
+  const Shape input = batch_input(spec, data);
+  PartitionOptions po;
+  po.budget_bytes = shard_budget;
+  po.optimizer_slots = optimizer_slots_of(*opt);
+  const std::size_t fixed = spec.shards > 0 ? spec.shards : run_shards;
+  po.shards = fixed;
+  std::vector<ShardSpec> fewest;
+  try {
+    fewest = partition(m, input, po);
+  } catch (const std::exception& e) {
+    throw Error("cannot partition job " + spec.name + ": " + e.what());
+  }
+  PlanJob p;
+  p.job.name = spec.name;
+  set_training(p.job, spec, data);
+  p.batch_size = spec.batch_size;
+  // The fewest shards that fit (or the count the spec fixes), then up to `extra_options` more.
+  const std::size_t last =
+      fixed > 0 ? fewest.size() : std::min(m.size(), fewest.size() + extra_options);
+  for (std::size_t k = fewest.size(); k <= last; ++k) {
+    std::vector<ShardSpec> cut = fewest;
+    if (k != fewest.size()) {
+      po.shards = k;
+      try {
+        cut = partition(m, input, po);
+      } catch (const std::exception&) {
+        break;  // no cut of k shards fits
+      }
+    }
+    ShardOption o;
+    for (const ShardSpec& s : cut) {
+      o.shards.push_back(costs.shard(m, s.begin, s.end, s.input_shape, *opt, device, po.dtype));
+      o.memory.push_back(s.memory);
+      o.begins.push_back(s.begin);
+    }
+    p.options.push_back(std::move(o));
+  }
+  p.job.shards = p.options.front().shards;
+  return p;
 }
 
 SimulationCheck check_simulation(const std::string& name, const std::vector<JobSpec>& jobs,

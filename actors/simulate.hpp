@@ -14,6 +14,7 @@
 #include "actors/job_spec.hpp"
 #include "runtime/cost_model.hpp"
 #include "runtime/job_result.hpp"
+#include "runtime/planner.hpp"
 #include "runtime/simulator.hpp"
 
 namespace hydra {
@@ -24,6 +25,16 @@ namespace hydra {
 // passes and separate update tasks (clipping) the runtime will run. Loads the job's data.
 SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run_shards,
                   CostModel& costs);
+
+// The planner's view of `spec` trained on `data`: its model cut as the runtime cuts it for
+// `shard_budget` bytes per shard (spec.shards, else `run_shards` when > 0, else the fewest that
+// fit) and, when the count is not fixed, with up to `extra_options` more shards (each a
+// ShardOption with the partitioner's cut points and memory), each distinct shard measured once on
+// `device` through `costs`; steps, evaluation and clipping as the runtime runs them. Throws
+// hydra::Error when the model cannot be cut to fit.
+PlanJob to_plan_job(const JobSpec& spec, const DataSplits& data, std::size_t shard_budget,
+                    std::size_t run_shards, std::size_t extra_options, Device device,
+                    CostModel& costs);
 
 // Per-task runtime overhead (actor messaging) added to simulated tasks: for cost-model and for
 // replayed task times.

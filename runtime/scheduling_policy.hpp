@@ -19,6 +19,7 @@ struct ReadyTask {
   TaskKind kind = TaskKind::forward;
   std::uint64_t ready_seq = 0;  // order in which tasks became ready (FIFO tie-break)
   int last_device = -1;         // device that last held this shard's state (-1: none)
+  int device_affinity = -1;     // >= 0: it may only run on this device (JobSpec::device_affinity)
 };
 
 // What a policy may ask about jobs: estimates refined from measured task times.

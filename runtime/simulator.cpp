@@ -35,32 +35,48 @@ struct CopyList {
   }
 };
 
+// `bytes` x `fraction` (exactly `bytes` for a fraction of 1).
+std::size_t part(std::size_t bytes, double fraction) {
+  if (fraction == 1.0) return bytes;
+  return static_cast<std::size_t>(static_cast<double>(bytes) * fraction + 0.5);
+}
+
+// What one task works on: a fraction of the batch (replicas, micro-batches) and of the shard's
+// parameters (sharded data-parallel updates); `fused`: the update runs inside the backward;
+// `accumulate`: the backward adds to gradients of earlier micro-batches (loads them).
+struct TaskShape {
+  double batch = 1.0, params = 1.0;
+  bool fused = true, accumulate = false;
+};
+
 // `first_step`: the optimizer has no state yet (it is created by the first update), so there is
 // none to load.
 Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, bool first_step,
-              const SimDevice& dev) {
+              const SimDevice& dev, const TaskShape& shape) {
   const ShardCost& c = job.shards[static_cast<std::size_t>(shard)];
   const bool last = shard + 1 == static_cast<int>(job.shards.size());
-  const bool fused = !job.clip;
+  const bool fused = shape.fused;
+  const double bf = shape.batch, pf = shape.params;
   CopyList load{dev.link}, store{dev.link};
   Phases p;
   if (kind == TaskKind::forward) {
     load.add(c.value_bytes);
-    load.add(c.input_bytes);
-    if (last) load.add(c.label_bytes);
-    p.compute = training ? c.forward : c.eval;
-    if (!last) store.add(c.output_bytes);
+    load.add(part(c.input_bytes, bf));
+    if (last) load.add(part(c.label_bytes, bf));
+    p.compute = (training ? c.forward : c.eval) * bf;
+    if (!last) store.add(part(c.output_bytes, bf));
     if (training) {
-      store.add(c.stash_bytes);
-      if (last) store.add(c.output_bytes);  // dlogits
+      store.add(part(c.stash_bytes, bf));
+      if (last) store.add(part(c.output_bytes, bf));  // dlogits
     }
   } else if (kind == TaskKind::backward) {
     load.add(c.value_bytes);
     if (fused && !first_step) load.add(c.state_bytes);
-    load.add(c.stash_bytes);
-    load.add(c.output_bytes);  // d(output), or the last shard's dlogits
-    p.compute = c.backward + (fused ? c.update : 0.0);
-    if (shard > 0) store.add(c.input_bytes);
+    load.add(part(c.stash_bytes, bf));
+    load.add(part(c.output_bytes, bf));             // d(output), or the last shard's dlogits
+    if (shape.accumulate) load.add(c.value_bytes);  // gradients of earlier micro-batches
+    p.compute = c.backward * bf + (fused ? c.update : 0.0);
+    if (shard > 0) store.add(part(c.input_bytes, bf));
     if (fused) {
       store.add(c.value_bytes);
       store.add(c.state_bytes);
@@ -68,12 +84,12 @@ Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, bool f
       store.add(c.value_bytes);  // gradients
     }
   } else {
-    load.add(c.value_bytes);
-    load.add(c.value_bytes);  // gradients
-    if (!first_step) load.add(c.state_bytes);
-    p.compute = c.update;
-    store.add(c.value_bytes);
-    store.add(c.state_bytes);
+    load.add(part(c.value_bytes, pf));
+    load.add(part(c.value_bytes, pf));  // gradients
+    if (!first_step) load.add(part(c.state_bytes, pf));
+    p.compute = c.update * pf;
+    store.add(part(c.value_bytes, pf));
+    store.add(part(c.state_bytes, pf));
   }
   p.compute /= dev.speed > 0 ? dev.speed : 1.0;
   p.load = load.seconds;
@@ -83,13 +99,173 @@ Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, bool f
   return p;
 }
 
-// Where a job's program is: which task it runs now.
+Phases phases(const SimJob& job, int shard, TaskKind kind, bool training, bool first_step,
+              const SimDevice& dev) {
+  TaskShape shape;
+  shape.fused = !job.clip;
+  return phases(job, shard, kind, training, first_step, dev, shape);
+}
+
+// --- the tasks of one step (or evaluation pass) of a job with a strategy --------------------
+
+struct Node {
+  int lane = 0;  // the job's lane (replica r, shard s: r x S + s) that runs it
+  int shard = 0;
+  TaskKind kind = TaskKind::forward;
+  bool training = true;
+  TaskShape shape;
+  double delay = 0;  // host time (all-reduce) between the last dependency and its submission
+  int deps = 0;
+  std::vector<int> succ;
+};
+
+struct Graph {
+  std::vector<Node> nodes;
+  double end_delay = 0;  // host time after the last task (sharded: all-gather of the values)
+};
+
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(int lanes) : last_(static_cast<std::size_t>(lanes), -1) {}
+  // Adds a node after the lane's previous node and after `after`.
+  int add(Node n, std::initializer_list<int> after = {}) {
+    const int id = static_cast<int>(g.nodes.size());
+    g.nodes.push_back(std::move(n));
+    int& prev = last_[static_cast<std::size_t>(g.nodes.back().lane)];
+    if (prev >= 0) edge(prev, id);
+    prev = id;
+    for (int a : after)
+      if (a >= 0 && a != id) edge(a, id);
+    return id;
+  }
+  void edge(int from, int to) {
+    std::vector<int>& s = g.nodes[static_cast<std::size_t>(from)].succ;
+    if (std::find(s.begin(), s.end(), to) != s.end()) return;
+    s.push_back(to);
+    ++g.nodes[static_cast<std::size_t>(to)].deps;
+  }
+  int last(int lane) const { return last_[static_cast<std::size_t>(lane)]; }
+  Graph g;
+
+ private:
+  std::vector<int> last_;
+};
+
+double ring_seconds(const LinkCost& link, std::size_t bytes, int replicas, double factor) {
+  if (replicas <= 1 || bytes == 0) return 0.0;
+  return link.latency +
+         factor * (replicas - 1) / replicas * static_cast<double>(bytes) / link.bandwidth;
+}
+
+// One training step of a job with replicas and/or micro-batches.
+Graph train_graph(const SimJob& job, const LinkCost& link) {
+  const int S = static_cast<int>(job.shards.size());
+  const int R = std::max(1, job.replicas), M = std::max(1, job.micro_batches);
+  const bool sharded = job.sharded_data_parallel && R > 1;
+  GraphBuilder b(R * S);
+  std::vector<int> fwd(static_cast<std::size_t>(R * M * S), -1), bwd = fwd;
+  const auto at = [&](int r, int i, int s) {
+    return static_cast<std::size_t>((r * M + i) * S + s);
+  };
+  TaskShape shape;
+  shape.batch = 1.0 / (R * M);
+  shape.fused = false;
+  for (int r = 0; r < R; ++r) {
+    for (int i = 0; i < M; ++i)
+      for (int s = 0; s < S; ++s) {
+        Node n;
+        n.lane = r * S + s;
+        n.shard = s;
+        n.kind = TaskKind::forward;
+        n.shape = shape;
+        fwd[at(r, i, s)] = b.add(n, {s > 0 ? fwd[at(r, i, s - 1)] : -1});
+      }
+    for (int i = M - 1; i >= 0; --i)
+      for (int s = S - 1; s >= 0; --s) {
+        Node n;
+        n.lane = r * S + s;
+        n.shard = s;
+        n.kind = TaskKind::backward;
+        n.shape = shape;
+        n.shape.accumulate = i < M - 1;
+        bwd[at(r, i, s)] = b.add(n, {s + 1 < S ? bwd[at(r, i, s + 1)] : fwd[at(r, i, s)]});
+      }
+  }
+  for (int s = 0; s < S; ++s) {
+    const std::size_t bytes = job.shards[static_cast<std::size_t>(s)].value_bytes;
+    for (int u = 0; u < R; ++u) {
+      Node n;
+      n.lane = u * S + s;
+      n.shard = s;
+      n.kind = TaskKind::update;
+      n.shape.fused = false;
+      n.shape.params = sharded ? 1.0 / R : 1.0;
+      n.delay = ring_seconds(link, bytes, R, sharded ? 1.0 : 2.0);
+      const int id = b.add(n);
+      for (int r = 0; r < R; ++r)
+        if (r != u) b.edge(bwd[at(r, 0, s)], id);
+    }
+    if (sharded) b.g.end_delay += ring_seconds(link, bytes, R, 1.0);
+  }
+  return std::move(b.g);
+}
+
+// One evaluation pass: full-batch eval forwards, one at a time.
+Graph eval_graph(const SimJob& job) {
+  const int S = static_cast<int>(job.shards.size());
+  GraphBuilder b(S);
+  int prev = -1;
+  for (std::int64_t e = 0; e < job.eval_batches; ++e)
+    for (int s = 0; s < S; ++s) {
+      Node n;
+      n.lane = s;
+      n.shard = s;
+      n.training = false;
+      prev = b.add(n, {prev});
+    }
+  return std::move(b.g);
+}
+
+// Device work and critical path of one graph (fewest bytes: first step).
+JobBounds graph_bounds(const SimJob& job, const Graph& g, const SimDevice& dev, double latency) {
+  JobBounds out;
+  std::vector<double> finish(g.nodes.size(), 0.0), ready(g.nodes.size(), 0.0);
+  // Nodes are added in a topological order (every edge goes to a later node).
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& n = g.nodes[k];
+    const Phases p = phases(job, n.shard, n.kind, n.training, true, dev, n.shape);
+    out.work += p.compute + p.store;
+    const double start = (n.deps > 0 ? ready[k] + latency : 0.0) + n.delay;
+    finish[k] = start + p.load + p.compute + p.store;
+    out.chain = std::max(out.chain, finish[k]);
+    for (int t : n.succ)
+      ready[static_cast<std::size_t>(t)] = std::max(ready[static_cast<std::size_t>(t)], finish[k]);
+  }
+  out.chain += g.end_delay;
+  return out;
+}
+
+// Where a job's program is: which task it runs now (default strategy), or which graph (a
+// training step when `training`, else an evaluation pass) it is in (with a strategy).
 struct JobRun {
   TaskKind kind = TaskKind::forward;
   bool training = true;
   int shard = 0;
   std::int64_t step = 0, eval_batch = 0;
   bool validated = false, done = false;
+  // With a strategy: dependencies left per node of the current graph, nodes not yet done.
+  std::vector<int> deps;
+  std::size_t left = 0;
+};
+
+// What one lane (a chain that runs one task at a time) runs now.
+struct LaneTask {
+  int shard = 0;
+  TaskKind kind = TaskKind::forward;
+  bool training = true;
+  bool first_step = false;
+  TaskShape shape;
+  int node = -1;  // graph node (a job with a strategy), else -1
 };
 
 struct SimTask {
@@ -101,8 +277,8 @@ struct SimTask {
 };
 
 struct Dev {
-  std::deque<int> queue;  // jobs whose task the device holds, not yet computing
-  int running = -1;       // job whose task computes
+  std::deque<int> queue;  // lanes whose task the device holds, not yet computing
+  int running = -1;       // lane whose task computes
   double copier_free = 0;
   int inflight = 0;
   std::uint64_t last_dispatch = 0;
@@ -134,14 +310,14 @@ class CachedEstimates : public TaskEstimates {
   mutable std::vector<bool> dirty_;
 };
 
-enum class EvKind : std::uint8_t { submit, loaded, computed };
+enum class EvKind : std::uint8_t { submit, loaded, computed, start_graph };
 
 struct Ev {
   double t;
   std::uint64_t seq;
   EvKind kind;
-  int a;            // job (submit) or device
-  std::uint64_t b;  // task id (loaded) or job (computed)
+  int a;            // lane (submit), device (loaded, computed) or job (start_graph)
+  std::uint64_t b;  // node + 1 (submit), task id (loaded) or lane (computed)
   bool operator>(const Ev& o) const { return std::tie(t, seq) > std::tie(o.t, o.seq); }
 };
 
@@ -156,11 +332,41 @@ class Simulation {
         estimator_(flops_of(jobs), steps_of(jobs), options.flops_per_second),
         estimates_(estimator_),
         runs_(jobs.size()),
-        tasks_(jobs.size()),
         last_device_(jobs.size()),
-        devs_(devices.size()) {
-    for (std::size_t j = 0; j < jobs.size(); ++j)
-      last_device_[j].assign(jobs[j].shards.size(), -1);
+        devs_(devices.size()),
+        pinned_(devices.size()) {
+    // Lanes 0..J-1: one per job (a default job's only lane; lane 0 of a job with a strategy),
+    // then the other lanes of jobs with strategies.
+    lane_job_.resize(jobs.size());
+    lane_base_.resize(jobs.size());
+    graphs_.resize(jobs.size());
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      const SimJob& job = jobs[j];
+      check(job.replicas >= 1, "simulate: job " + job.name + " has replicas " +
+                                   std::to_string(job.replicas) + " (at least 1)");
+      check(job.micro_batches >= 1, "simulate: job " + job.name + " has micro_batches " +
+                                        std::to_string(job.micro_batches) + " (at least 1)");
+      check(job.device_affinity < static_cast<int>(devices.size()),
+            "simulate: job " + job.name + " has device_affinity " +
+                std::to_string(job.device_affinity) + " but there are only " +
+                std::to_string(devices.size()) + " devices");
+      last_device_[j].assign(job.shards.size(), -1);
+      lane_job_[j] = static_cast<int>(j);
+    }
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      const SimJob& job = jobs[j];
+      if (job.is_default_strategy()) continue;
+      graphs_[j].push_back(train_graph(job, devices.front().link));
+      graphs_[j].push_back(eval_graph(job));
+      const int lanes = std::max(1, job.replicas) * static_cast<int>(job.shards.size());
+      lane_base_[j].push_back(static_cast<int>(j));
+      for (int l = 1; l < lanes; ++l) {
+        lane_base_[j].push_back(static_cast<int>(lane_job_.size()));
+        lane_job_.push_back(static_cast<int>(j));
+      }
+    }
+    lanes_.resize(lane_job_.size());
+    tasks_.resize(lane_job_.size());
     for (int d = 0; d < static_cast<int>(devices.size()); ++d)
       free_.insert({0, 0, d});
     idle_ = static_cast<int>(devices.size());
@@ -170,16 +376,21 @@ class Simulation {
   SimResult run() {
     for (int j = 0; j < static_cast<int>(jobs_.size()); ++j) {
       JobRun& r = runs_[static_cast<std::size_t>(j)];
-      if (jobs_[static_cast<std::size_t>(j)].steps > 0) {
+      const bool graph = !job(j).is_default_strategy();
+      bool any = true;
+      if (job(j).steps > 0) {
         r.kind = TaskKind::forward;
         r.training = true;
         r.shard = 0;
-        push({0.0, seq_++, EvKind::submit, j, 0});
-      } else if (begin_validation(j)) {
-        push({0.0, seq_++, EvKind::submit, j, 0});
       } else {
-        finish_job(j, 0.0);
+        any = begin_validation(j);
       }
+      if (!any)
+        finish_job(j, 0.0);
+      else if (graph)
+        push({0.0, seq_++, EvKind::start_graph, j, 0});
+      else
+        push({0.0, seq_++, EvKind::submit, j, 0});
     }
     while (!events_.empty()) {
       const Ev e = events_.top();
@@ -188,13 +399,16 @@ class Simulation {
       ++result_.events;
       switch (e.kind) {
         case EvKind::submit:
-          submit(e.a);
+          submit(e.a, static_cast<int>(e.b) - 1);
           break;
         case EvKind::loaded:
           loaded(e.a, e.b);
           break;
         case EvKind::computed:
           computed(e.a, static_cast<int>(e.b));
+          break;
+        case EvKind::start_graph:
+          start_graph(e.a);
           break;
       }
     }
@@ -228,9 +442,8 @@ class Simulation {
 
   void push(const Ev& e) { events_.push(e); }
 
-  int shards(int job) const {
-    return static_cast<int>(jobs_[static_cast<std::size_t>(job)].shards.size());
-  }
+  const SimJob& job(int j) const { return jobs_[static_cast<std::size_t>(j)]; }
+  int shards(int j) const { return static_cast<int>(job(j).shards.size()); }
 
   // --- the job's program ------------------------------------------------------------------
   bool begin_validation(int job) {
@@ -267,7 +480,7 @@ class Simulation {
     }
     return begin_validation(job);
   }
-  // Moves the job to its next task; false when the job is done.
+  // Moves a default job to its next task; false when the job is done.
   bool next_task(int job) {
     const SimJob& j = jobs_[static_cast<std::size_t>(job)];
     JobRun& r = runs_[static_cast<std::size_t>(job)];
@@ -319,21 +532,98 @@ class Simulation {
     result_.makespan = std::max(result_.makespan, t);
   }
 
+  // --- jobs with a strategy: graphs of tasks ----------------------------------------------
+  const Graph& graph_of(int j) const {
+    return graphs_[static_cast<std::size_t>(j)]
+                  [runs_[static_cast<std::size_t>(j)].training ? 0 : 1];
+  }
+  int lane_of(int j, int node) const {
+    return lane_base_[static_cast<std::size_t>(j)][static_cast<std::size_t>(
+        graph_of(j).nodes[static_cast<std::size_t>(node)].lane)];
+  }
+  // The job's current graph starts now: its nodes without dependencies are submitted.
+  void start_graph(int j) {
+    JobRun& r = runs_[static_cast<std::size_t>(j)];
+    const Graph& g = graph_of(j);
+    r.deps.resize(g.nodes.size());
+    for (std::size_t k = 0; k < g.nodes.size(); ++k)
+      r.deps[k] = g.nodes[k].deps;
+    r.left = g.nodes.size();
+    if (r.left == 0) {  // an empty evaluation pass cannot happen (eval_batches > 0)
+      graph_done(j);
+      return;
+    }
+    for (std::size_t k = 0; k < g.nodes.size(); ++k)
+      if (g.nodes[k].deps == 0)
+        push({now_ + g.nodes[k].delay, seq_++, EvKind::submit, lane_of(j, static_cast<int>(k)),
+              k + 1});
+  }
+  void node_done(int j, int node) {
+    JobRun& r = runs_[static_cast<std::size_t>(j)];
+    const Graph& g = graph_of(j);
+    for (int t : g.nodes[static_cast<std::size_t>(node)].succ)
+      if (--r.deps[static_cast<std::size_t>(t)] == 0)
+        push({now_ + opt_.submit_latency + g.nodes[static_cast<std::size_t>(t)].delay, seq_++,
+              EvKind::submit, lane_of(j, t), static_cast<std::uint64_t>(t) + 1});
+    if (--r.left == 0) graph_done(j);
+  }
+  void graph_done(int j) {
+    JobRun& r = runs_[static_cast<std::size_t>(j)];
+    const double end = now_ + graph_of(j).end_delay;
+    const bool more = r.training ? end_step(j) : after_validation(j);
+    if (more)
+      push({end + opt_.submit_latency, seq_++, EvKind::start_graph, j, 0});
+    else
+      finish_job(j, end);
+  }
+
   // --- scheduler --------------------------------------------------------------------------
-  void submit(int job) {
-    const JobRun& r = runs_[static_cast<std::size_t>(job)];
-    SimTask& t = tasks_[static_cast<std::size_t>(job)];
+  ReadyTask ready_task(int lane) const {
+    const int j = lane_job_[static_cast<std::size_t>(lane)];
+    const LaneTask& lt = lanes_[static_cast<std::size_t>(lane)];
+    const SimTask& t = tasks_[static_cast<std::size_t>(lane)];
+    ReadyTask rt;
+    rt.id = t.id;
+    rt.job = j;
+    rt.shard = lt.shard;
+    rt.kind = lt.kind;
+    rt.ready_seq = t.ready_seq;
+    rt.last_device = last_device_[static_cast<std::size_t>(j)][static_cast<std::size_t>(lt.shard)];
+    return rt;
+  }
+
+  void submit(int lane, int node) {
+    const int j = lane_job_[static_cast<std::size_t>(lane)];
+    const JobRun& r = runs_[static_cast<std::size_t>(j)];
+    LaneTask& lt = lanes_[static_cast<std::size_t>(lane)];
+    lt = LaneTask{};
+    lt.first_step = r.step == 0;
+    lt.node = node;
+    if (node < 0) {
+      lt.shard = r.shard;
+      lt.kind = r.kind;
+      lt.training = r.training;
+      lt.shape.fused = !job(j).clip;
+    } else {
+      const Node& n = graph_of(j).nodes[static_cast<std::size_t>(node)];
+      lt.shard = n.shard;
+      lt.kind = n.kind;
+      lt.training = n.training;
+      lt.shape = n.shape;
+    }
+    SimTask& t = tasks_[static_cast<std::size_t>(lane)];
     t = SimTask{};
     t.id = next_id_++;
     t.ready_seq = next_seq_++;
-    ReadyTask rt;
-    rt.id = t.id;
-    rt.job = job;
-    rt.shard = r.shard;
-    rt.kind = r.kind;
-    rt.ready_seq = t.ready_seq;
-    rt.last_device = last_device_[static_cast<std::size_t>(job)][static_cast<std::size_t>(r.shard)];
-    ready_.push_back(rt);
+    ready_lane_[t.id] = lane;
+    const int pin = job(j).device_affinity;
+    if (pin >= 0) {
+      pinned_[static_cast<std::size_t>(pin)].push_back(ready_task(lane));
+      pinned_devices_.insert(pin);
+      ++pinned_ready_;
+    } else {
+      ready_.push_back(ready_task(lane));
+    }
     dispatch();
   }
 
@@ -349,26 +639,70 @@ class Simulation {
     if (v.inflight >= 2) stealable_.insert(d);
   }
 
+  bool has_free_slot(int d) const {
+    return devs_[static_cast<std::size_t>(d)].inflight <
+           std::max(1, devices_[static_cast<std::size_t>(d)].slots);
+  }
+
+  // The free device the next task goes to, or -1: with unpinned tasks ready the first free
+  // device; else the first free device with pinned tasks ready.
+  int next_device() const {
+    if (free_.empty()) return -1;
+    if (!ready_.empty()) return std::get<2>(*free_.begin());
+    if (pinned_ready_ == 0) return -1;
+    int best = -1;
+    std::tuple<int, std::uint64_t, int> key{};
+    for (int d : pinned_devices_) {
+      if (!has_free_slot(d)) continue;
+      const Dev& v = devs_[static_cast<std::size_t>(d)];
+      const std::tuple<int, std::uint64_t, int> k{v.inflight, v.last_dispatch, d};
+      if (best < 0 || k < key) {
+        best = d;
+        key = k;
+      }
+    }
+    return best;
+  }
+
   void dispatch() {
     for (;;) {
-      while (!ready_.empty() && !free_.empty()) {
-        const int d = std::get<2>(*free_.begin());
-        const std::size_t i = policy_->pick(ready_, d, estimates_);
-        const ReadyTask rt = ready_.at(i);
-        ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(i));
+      for (int d = next_device(); d >= 0; d = next_device()) {
+        std::vector<ReadyTask>& pin = pinned_[static_cast<std::size_t>(d)];
+        ReadyTask rt;
+        if (pin.empty()) {
+          const std::size_t i = policy_->pick(ready_, d, estimates_);
+          rt = ready_.at(i);
+          ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+          std::vector<ReadyTask> both = pin;
+          both.insert(both.end(), ready_.begin(), ready_.end());
+          const std::size_t i = policy_->pick(both, d, estimates_);
+          rt = both.at(i);
+          if (i < pin.size()) {
+            pin.erase(pin.begin() + static_cast<std::ptrdiff_t>(i));
+            --pinned_ready_;
+            if (pin.empty()) pinned_devices_.erase(d);
+          } else {
+            ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(i - pin.size()));
+          }
+        }
         Dev& v = devs_[static_cast<std::size_t>(d)];
         free_.erase({v.inflight, v.last_dispatch, d});
         v.last_dispatch = ++dispatches_;
         free_.insert({v.inflight, v.last_dispatch, d});
         set_inflight(d, v.inflight + 1);
-        receive(d, rt.job);
+        const auto it = ready_lane_.find(rt.id);
+        const int lane = it->second;
+        ready_lane_.erase(it);
+        receive(d, lane);
       }
       if (!ready_.empty() || !opt_.work_stealing || !steal()) return;
     }
   }
 
   // An idle device while another holds a task it has not started and is not copying: the task
-  // goes back to the ready queue (front) for the idle device. True if any was taken back.
+  // goes back to the ready queue (front) for the idle device. True if any was taken back. Tasks
+  // of a job pinned to a device stay there.
   bool steal() {
     if (idle_ == 0 || stealable_.empty()) return false;
     int budget = idle_;
@@ -378,22 +712,15 @@ class Simulation {
       if (budget == 0) break;
       Dev& v = devs_[static_cast<std::size_t>(d)];
       for (auto it = v.queue.rbegin(); it != v.queue.rend(); ++it) {
-        const int job = *it;
-        SimTask& t = tasks_[static_cast<std::size_t>(job)];
+        const int lane = *it;
+        SimTask& t = tasks_[static_cast<std::size_t>(lane)];
         if (t.load_started && !t.load_done) continue;
+        if (job(lane_job_[static_cast<std::size_t>(lane)]).device_affinity >= 0) continue;
         v.queue.erase(std::next(it).base());
         t.load_started = t.load_done = t.overlapped = false;
         t.device = -1;
-        const JobRun& r = runs_[static_cast<std::size_t>(job)];
-        ReadyTask rt;
-        rt.id = t.id;
-        rt.job = job;
-        rt.shard = r.shard;
-        rt.kind = r.kind;
-        rt.ready_seq = t.ready_seq;
-        rt.last_device =
-            last_device_[static_cast<std::size_t>(job)][static_cast<std::size_t>(r.shard)];
-        ready_.insert(ready_.begin(), rt);
+        ready_lane_[t.id] = lane;
+        ready_.insert(ready_.begin(), ready_task(lane));
         set_inflight(d, v.inflight - 1);
         ++result_.stolen;
         --budget;
@@ -405,36 +732,36 @@ class Simulation {
   }
 
   // --- device -----------------------------------------------------------------------------
-  void receive(int d, int job) {
+  void receive(int d, int lane) {
     Dev& v = devs_[static_cast<std::size_t>(d)];
-    SimTask& t = tasks_[static_cast<std::size_t>(job)];
-    const JobRun& r = runs_[static_cast<std::size_t>(job)];
+    SimTask& t = tasks_[static_cast<std::size_t>(lane)];
+    const LaneTask& lt = lanes_[static_cast<std::size_t>(lane)];
     t.device = d;
-    t.ph = phases(jobs_[static_cast<std::size_t>(job)], r.shard, r.kind, r.training, r.step == 0,
-                  devices_[static_cast<std::size_t>(d)]);
+    t.ph = phases(job(lane_job_[static_cast<std::size_t>(lane)]), lt.shard, lt.kind, lt.training,
+                  lt.first_step, devices_[static_cast<std::size_t>(d)], lt.shape);
     t.overlapped = v.running >= 0 || !v.queue.empty();
-    v.queue.push_back(job);
-    start_load(d, job);
+    v.queue.push_back(lane);
+    start_load(d, lane);
     advance(d);
   }
 
-  void start_load(int d, int job) {
+  void start_load(int d, int lane) {
     Dev& v = devs_[static_cast<std::size_t>(d)];
-    SimTask& t = tasks_[static_cast<std::size_t>(job)];
+    SimTask& t = tasks_[static_cast<std::size_t>(lane)];
     t.load_started = true;
     t.load_start = std::max(now_, v.copier_free);
     t.load_end = t.load_start + t.ph.load;
     v.copier_free = t.load_end;
     push({t.load_end, seq_++, EvKind::loaded, d, t.id});
-    pending_[t.id] = job;
+    pending_[t.id] = lane;
   }
 
   void loaded(int d, std::uint64_t id) {
     auto it = pending_.find(id);
     if (it == pending_.end()) return;
-    const int job = it->second;
+    const int lane = it->second;
     pending_.erase(it);
-    SimTask& t = tasks_[static_cast<std::size_t>(job)];
+    SimTask& t = tasks_[static_cast<std::size_t>(lane)];
     if (t.id != id || t.device != d) return;
     t.load_done = true;
     advance(d);
@@ -443,12 +770,12 @@ class Simulation {
   void advance(int d) {
     Dev& v = devs_[static_cast<std::size_t>(d)];
     if (v.running >= 0 || v.queue.empty()) return;
-    const int job = v.queue.front();
-    SimTask& t = tasks_[static_cast<std::size_t>(job)];
-    if (!t.load_started) start_load(d, job);
+    const int lane = v.queue.front();
+    SimTask& t = tasks_[static_cast<std::size_t>(lane)];
+    if (!t.load_started) start_load(d, lane);
     if (!t.load_done) return;
     v.queue.pop_front();
-    v.running = job;
+    v.running = lane;
     const SimDevice& dev = devices_[static_cast<std::size_t>(d)];
     double slow = 1.0;
     if (dev.kind == DeviceKind::cpu && opt_.cpu_cores > 0) {
@@ -457,39 +784,43 @@ class Simulation {
     }
     const double compute = t.ph.compute * slow, store = t.ph.store * slow;
     if (t.overlapped) ++result_.prefetched;
-    const JobRun& r = runs_[static_cast<std::size_t>(job)];
-    const SimJob& j = jobs_[static_cast<std::size_t>(job)];
+    const int jb = lane_job_[static_cast<std::size_t>(lane)];
+    const LaneTask& lt = lanes_[static_cast<std::size_t>(lane)];
+    const SimJob& j = job(jb);
     v.busy += compute;
     if (opt_.trace) {
-      const char* kind = r.training ? task_kind_name(r.kind) : "eval";
+      const char* kind = lt.training ? task_kind_name(lt.kind) : "eval";
       if (t.load_end > t.load_start)
         result_.trace.push_back(
-            {dev.name, j.name, r.shard, "load", t.load_start, t.load_end, t.ph.load_bytes});
-      result_.trace.push_back({dev.name, j.name, r.shard, kind, now_, now_ + compute, 0});
+            {dev.name, j.name, lt.shard, "load", t.load_start, t.load_end, t.ph.load_bytes});
+      result_.trace.push_back({dev.name, j.name, lt.shard, kind, now_, now_ + compute, 0});
       if (t.ph.store_bytes > 0)
-        result_.trace.push_back({dev.name, j.name, r.shard, "store", now_ + compute,
+        result_.trace.push_back({dev.name, j.name, lt.shard, "store", now_ + compute,
                                  now_ + compute + store, t.ph.store_bytes});
     }
-    if (r.training) {
-      estimator_.record(job, r.shard, r.kind, compute);
-      estimates_.touch(job);
+    if (lt.training) {
+      estimator_.record(jb, lt.shard, lt.kind, compute);
+      estimates_.touch(jb);
     }
-    push({now_ + compute + store, seq_++, EvKind::computed, d, static_cast<std::uint64_t>(job)});
+    push({now_ + compute + store, seq_++, EvKind::computed, d, static_cast<std::uint64_t>(lane)});
   }
 
-  void computed(int d, int job) {
+  void computed(int d, int lane) {
     Dev& v = devs_[static_cast<std::size_t>(d)];
     v.running = -1;
     if (devices_[static_cast<std::size_t>(d)].kind == DeviceKind::cpu && opt_.cpu_cores > 0)
       --cpu_active_;
     ++result_.tasks;
-    JobRun& r = runs_[static_cast<std::size_t>(job)];
-    last_device_[static_cast<std::size_t>(job)][static_cast<std::size_t>(r.shard)] = d;
+    const int jb = lane_job_[static_cast<std::size_t>(lane)];
+    const LaneTask& lt = lanes_[static_cast<std::size_t>(lane)];
+    last_device_[static_cast<std::size_t>(jb)][static_cast<std::size_t>(lt.shard)] = d;
     set_inflight(d, v.inflight - 1);
-    if (next_task(job))
-      push({now_ + opt_.submit_latency, seq_++, EvKind::submit, job, 0});
+    if (lt.node >= 0)
+      node_done(jb, lt.node);
+    else if (next_task(jb))
+      push({now_ + opt_.submit_latency, seq_++, EvKind::submit, jb, 0});
     else
-      finish_job(job, now_);
+      finish_job(jb, now_);
     advance(d);
     dispatch();
   }
@@ -501,12 +832,20 @@ class Simulation {
   TaskEstimator estimator_;
   CachedEstimates estimates_;
   std::vector<JobRun> runs_;
-  std::vector<SimTask> tasks_;  // the task each job has in flight (at most one)
   std::vector<std::vector<int>> last_device_;
   std::vector<Dev> devs_;
+  std::vector<std::vector<ReadyTask>> pinned_;  // ready tasks of jobs pinned to each device
+  std::set<int> pinned_devices_;                // devices with pinned ready tasks
+  std::size_t pinned_ready_ = 0;
+  std::vector<int> lane_job_;                           // job of each lane
+  std::vector<std::vector<int>> lane_base_;             // per job with a strategy: its lanes
+  std::vector<std::vector<Graph>> graphs_;              // per job with a strategy: train, eval
+  std::vector<LaneTask> lanes_;                         // what each lane runs now
+  std::vector<SimTask> tasks_;                          // the task each lane has in flight
   std::set<std::tuple<int, std::uint64_t, int>> free_;  // (inflight, last_dispatch, device)
   std::set<int> stealable_;                             // devices holding 2+ tasks
-  std::unordered_map<std::uint64_t, int> pending_;      // task id -> job, load in progress
+  std::unordered_map<std::uint64_t, int> pending_;      // task id -> lane, load in progress
+  std::unordered_map<std::uint64_t, int> ready_lane_;   // task id -> lane, ready
   std::vector<ReadyTask> ready_;
   std::priority_queue<Ev, std::vector<Ev>, std::greater<Ev>> events_;
   double now_ = 0;
@@ -524,37 +863,88 @@ SimResult simulate(const std::vector<SimJob>& jobs, const std::vector<SimDevice>
   return sim.run();
 }
 
+JobBounds job_bounds(const SimJob& j, const SimDevice& dev, const SimOptions& options) {
+  check(!j.shards.empty(), "job_bounds: job " + j.name + " has no shards");
+  const int n = static_cast<int>(j.shards.size());
+  std::int64_t passes = 0;
+  if (j.eval_batches > 0)
+    passes = j.eval_every > 0
+                 ? j.steps / j.eval_every + ((j.steps % j.eval_every != 0 || j.steps == 0) ? 1 : 0)
+                 : 1;
+  JobBounds out;
+  if (!j.is_default_strategy()) {
+    const std::int64_t steps = std::max<std::int64_t>(0, j.steps);
+    const JobBounds t = graph_bounds(j, train_graph(j, dev.link), dev, options.submit_latency);
+    JobBounds e;
+    if (passes > 0) e = graph_bounds(j, eval_graph(j), dev, options.submit_latency);
+    const auto s = static_cast<double>(steps), p = static_cast<double>(passes);
+    out.work = s * t.work + p * e.work;
+    out.chain =
+        s * t.chain + p * e.chain +
+        static_cast<double>(std::max<std::int64_t>(0, steps + passes - 1)) * options.submit_latency;
+    return out;
+  }
+  double device_time = 0, chain = 0;
+  std::int64_t tasks = 0;
+  auto add = [&](int s, TaskKind k, bool training, std::int64_t times) {
+    const Phases p = phases(j, s, k, training, true, dev);  // fewest bytes: a lower bound
+    device_time += static_cast<double>(times) * (p.compute + p.store);
+    chain += static_cast<double>(times) * (p.load + p.compute + p.store);
+    tasks += times;
+  };
+  for (int s = 0; s < n; ++s) {
+    add(s, TaskKind::forward, true, j.steps);
+    add(s, TaskKind::backward, true, j.steps);
+    if (j.clip) add(s, TaskKind::update, true, j.steps);
+    add(s, TaskKind::forward, false, passes * j.eval_batches);
+  }
+  chain += static_cast<double>(std::max<std::int64_t>(0, tasks - 1)) * options.submit_latency;
+  out.work = device_time;
+  out.chain = chain;
+  return out;
+}
+
 double makespan_lower_bound(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
                             const SimOptions& options) {
   check(!devices.empty(), "makespan_lower_bound: no devices");
   const SimDevice& dev = devices.front();
   double work = 0, longest = 0;
   for (const SimJob& j : jobs) {
-    const int n = static_cast<int>(j.shards.size());
-    double device_time = 0, chain = 0;
-    std::int64_t tasks = 0;
-    auto add = [&](int s, TaskKind k, bool training, std::int64_t times) {
-      const Phases p = phases(j, s, k, training, true, dev);  // fewest bytes: a lower bound
-      device_time += static_cast<double>(times) * (p.compute + p.store);
-      chain += static_cast<double>(times) * (p.load + p.compute + p.store);
-      tasks += times;
-    };
-    std::int64_t passes = 0;
-    if (j.eval_batches > 0)
-      passes = j.eval_every > 0 ? j.steps / j.eval_every +
-                                      ((j.steps % j.eval_every != 0 || j.steps == 0) ? 1 : 0)
-                                : 1;
-    for (int s = 0; s < n; ++s) {
-      add(s, TaskKind::forward, true, j.steps);
-      add(s, TaskKind::backward, true, j.steps);
-      if (j.clip) add(s, TaskKind::update, true, j.steps);
-      add(s, TaskKind::forward, false, passes * j.eval_batches);
-    }
-    chain += static_cast<double>(std::max<std::int64_t>(0, tasks - 1)) * options.submit_latency;
-    work += device_time;
-    longest = std::max(longest, chain);
+    const JobBounds b = job_bounds(j, dev, options);
+    work += b.work;
+    longest = std::max(longest, b.chain);
   }
   return std::max(work / static_cast<double>(devices.size()), longest);
+}
+
+SimResult simulate_sequential(const std::vector<SimJob>& jobs,
+                              const std::vector<SimDevice>& devices, const SimOptions& options) {
+  check(!devices.empty(), "simulate_sequential: no devices");
+  SimResult out;
+  out.busy_seconds.assign(devices.size(), 0.0);
+  for (const SimJob& j : jobs) {
+    const SimResult r = simulate({j}, devices, options);
+    if (options.trace)
+      for (TraceEvent e : r.trace) {
+        e.start += out.makespan;
+        e.end += out.makespan;
+        out.trace.push_back(std::move(e));
+      }
+    out.makespan += r.makespan;
+    out.job_end.push_back(out.makespan);
+    for (std::size_t d = 0; d < devices.size(); ++d)
+      out.busy_seconds[d] += r.busy_seconds[d];
+    out.tasks += r.tasks;
+    out.stolen += r.stolen;
+    out.prefetched += r.prefetched;
+    out.events += r.events;
+  }
+  for (std::size_t d = 0; d < devices.size(); ++d) {
+    out.devices.push_back(devices[d].name);
+    out.utilisation.emplace_back(devices[d].name,
+                                 out.makespan > 0 ? out.busy_seconds[d] / out.makespan : 0.0);
+  }
+  return out;
 }
 
 void add_to_trace(const SimResult& result, Trace& trace) {

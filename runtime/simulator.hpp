@@ -27,8 +27,28 @@
 //     bandwidth per category of tensors;
 //   * optionally CPU devices share `cpu_cores` cores: a compute that starts while n CPU devices
 //     compute runs max(1, n / cpu_cores) times longer (virtual CPU devices on a small machine).
+// Parallel strategies per job (the JobSpec fields of the same names; see README "Planning"):
+//   * replicas R > 1 (data parallelism): each step, R copies of the job's shard chain run on 1/R
+//     of the batch each, concurrently on whichever devices are free; the gradients of shard s are
+//     all-reduced on the host once every replica's backward of s finished (a delay, no device:
+//     link latency + 2 (R-1)/R x gradient bytes / link bandwidth of device 0, ring all-reduce),
+//     then R update tasks of shard s run: each the full shard (every replica applies the same
+//     update), or with sharded_data_parallel 1/R of its parameters and optimizer state each
+//     (reduce-scatter before: latency + (R-1)/R x bytes / bandwidth; all-gather of the values
+//     after, the same, summed over shards, before the next step);
+//   * micro_batches m > 1 (GPipe): micro-batch i's forward of shard s follows micro-batch i's
+//     forward of shard s-1 and micro-batch i-1's of shard s (a shard runs one task at a time);
+//     backward in reverse order (micro-batch m-1 first, shard S-1 first), gradients accumulated
+//     (a later micro-batch's backward loads the gradients so far), then one update per shard;
+//   * with replicas or micro-batches the update is a separate task (not fused into backward),
+//     and the next step starts when every task of the step ended (one train_step at a time);
+//     evaluation passes stay one chain of full-batch eval forwards;
+//   * device_affinity d >= 0: every task of the job runs on device d (never stolen);
+//   * a task on a part of a batch (1/R or 1/(R m)) costs that fraction of the ShardCost's
+//     compute time and of its activation bytes (input, output, stash, labels): an assumption
+//     (small parts under-use a GPU, so this is optimistic for tiny micro-batches).
 // Not modelled: data loading and job setup before the first task, OOM retries, CAF's own
-// scheduling threads, memory (the partition is assumed to fit).
+// scheduling threads, memory (the partition is assumed to fit; runtime/planner checks it).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -49,6 +69,12 @@ struct SimJob {
   std::int64_t eval_every = 0;    // steps between validations; 0: once at the end
   std::int64_t eval_batches = 0;  // validation minibatches per pass; 0: no evaluation tasks
   bool clip = false;              // gradient clipping: separate update tasks after backward
+  // Strategy (see above); the defaults are plain Sharded-LRTF execution.
+  int replicas = 1;                    // data-parallel replicas (>= 1)
+  bool sharded_data_parallel = false;  // with replicas > 1: update and optimizer state split
+  int micro_batches = 1;               // GPipe micro-batches per step (>= 1)
+  int device_affinity = -1;            // >= 0: every task on this device index
+  bool is_default_strategy() const { return replicas == 1 && micro_batches == 1; }
 };
 
 struct SimDevice {
@@ -80,8 +106,8 @@ struct SimResult {
   std::uint64_t events = 0;  // simulation events processed
 };
 
-// Simulates the plan. Throws hydra::Error on no devices, a job without shards or an unknown
-// policy.
+// Simulates the plan. Throws hydra::Error on no devices, a job without shards, an unknown
+// policy, replicas or micro_batches below 1, or a device_affinity that is not a device index.
 SimResult simulate(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
                    const SimOptions& options = {});
 
@@ -89,6 +115,20 @@ SimResult simulate(const std::vector<SimJob>& jobs, const std::vector<SimDevice>
 // can finish sooner (devices of speed 1 assumed).
 double makespan_lower_bound(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
                             const SimOptions& options = {});
+
+// One job's device work (compute + store seconds of all its tasks, the fewest bytes) and its
+// chain (the critical path of its tasks with loads and submit latencies) on `device`, with its
+// strategy: the two terms of makespan_lower_bound.
+struct JobBounds {
+  double work = 0, chain = 0;
+};
+JobBounds job_bounds(const SimJob& job, const SimDevice& device, const SimOptions& options = {});
+
+// Baseline "sequential": the jobs one after another, each alone on all devices (with its own
+// strategy); the makespan is the sum of the jobs' simulated makespans, job_end their ends.
+SimResult simulate_sequential(const std::vector<SimJob>& jobs,
+                              const std::vector<SimDevice>& devices,
+                              const SimOptions& options = {});
 
 // Copies a simulated schedule into `trace` (chrome_json, utilisation and the Gantt writer then
 // show it like a real run's).
