@@ -6,6 +6,13 @@
 #include <vector>
 
 #include "kernels/core/error.hpp"
+#include "kernels/layers/conv2d.hpp"
+#include "kernels/layers/flatten.hpp"
+#include "kernels/layers/gelu.hpp"
+#include "kernels/layers/layernorm.hpp"
+#include "kernels/layers/linear.hpp"
+#include "kernels/layers/maxpool.hpp"
+#include "kernels/layers/relu.hpp"
 #include "kernels/model_zoo.hpp"
 
 namespace hydra {
@@ -22,18 +29,58 @@ std::int64_t positive(const std::string& spec, const std::string& what, const st
   return x;
 }
 
-}  // namespace
-
-Model make_model_from_spec(const std::string& spec) {
-  std::istringstream in(spec);
+std::vector<std::string> tokens(const std::string& s) {
+  std::istringstream in(s);
   std::vector<std::string> tok;
   for (std::string t; in >> t;)
     tok.push_back(t);
+  return tok;
+}
+
+// "layers L1; L2; ...": one layer per ';'-separated part.
+Model layer_list(const std::string& spec, const std::string& body) {
   const std::string forms =
-      "expected 'mlp IN H1,H2,... CLASSES', 'cnn CHANNELS IMAGE CLASSES' or 'gpt VOCAB MAX_LEN DIM "
-      "HEADS LAYERS'";
+      "expected one of 'linear IN OUT', 'conv2d IN OUT KERNEL STRIDE PAD', 'maxpool2d WINDOW', "
+      "'relu', 'gelu', 'flatten', 'layernorm DIM'";
+  Model m;
+  std::stringstream parts(body);
+  for (std::string part; std::getline(parts, part, ';');) {
+    const std::vector<std::string> t = tokens(part);
+    const std::string kind = t.empty() ? "" : t[0];
+    auto n = [&](std::size_t i, const char* what) { return positive(spec, what, t[i]); };
+    if (kind == "linear" && t.size() == 3) {
+      m.emplace<Linear>(n(1, "IN"), n(2, "OUT"));
+    } else if (kind == "conv2d" && t.size() == 6) {
+      const std::int64_t pad = t[5] == "0" ? 0 : n(5, "PAD");
+      m.emplace<Conv2d>(n(1, "IN"), n(2, "OUT"), n(3, "KERNEL"), n(4, "STRIDE"), pad);
+    } else if (kind == "maxpool2d" && t.size() == 2) {
+      m.emplace<MaxPool2d>(n(1, "WINDOW"));
+    } else if (kind == "relu" && t.size() == 1) {
+      m.emplace<ReLU>();
+    } else if (kind == "gelu" && t.size() == 1) {
+      m.emplace<GELU>();
+    } else if (kind == "flatten" && t.size() == 1) {
+      m.emplace<Flatten>();
+    } else if (kind == "layernorm" && t.size() == 2) {
+      m.emplace<LayerNorm>(n(1, "DIM"));
+    } else {
+      throw Error("model spec '" + spec + "': layer '" + part + "': " + forms);
+    }
+  }
+  check(m.size() > 0, "model spec '" + spec + "' lists no layers");
+  return m;
+}
+
+}  // namespace
+
+Model make_model_from_spec(const std::string& spec) {
+  const std::vector<std::string> tok = tokens(spec);
+  const std::string forms =
+      "expected 'mlp IN H1,H2,... CLASSES', 'cnn CHANNELS IMAGE CLASSES', 'gpt VOCAB MAX_LEN DIM "
+      "HEADS LAYERS' or 'layers L1; L2; ...'";
   if (tok.empty()) throw Error("model spec '" + spec + "' is empty: " + forms);
   const std::string& kind = tok[0];
+  if (kind == "layers") return layer_list(spec, spec.substr(spec.find("layers") + 6));
   if (kind == "mlp" && tok.size() == 4) {
     std::vector<std::int64_t> hidden;
     if (tok[2] != "-") {

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <caf/io/all.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -28,10 +29,12 @@
 #include "actors/cluster/remote_task.hpp"
 #include "actors/cluster/wire.hpp"
 #include "actors/hydra.hpp"
+#include "kernels/layers/all.hpp"
 #include "kernels/model_spec.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/sgd.hpp"
 #include "kernels/random.hpp"
+#include "runtime/data/dataset.hpp"
 
 using namespace hydra;
 
@@ -120,11 +123,11 @@ class NodeProcess {
   // Waits (at most `seconds`) until the log contains `text`.
   bool log_contains(const std::string& text, double seconds = 10) const {
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < until) {
+    for (;;) {  // at least once
       if (log().find(text) != std::string::npos) return true;
+      if (std::chrono::steady_clock::now() >= until) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    return false;
   }
 
  private:
@@ -253,6 +256,53 @@ TEST_CASE("cluster: a node killed mid-run loses no job and the result is unchang
   CHECK(r.links[1].tasks > r.links[0].tasks);
 }
 
+TEST_CASE("cluster: a node that comes back rejoins the run") {
+  // Node A dies when its 5th task arrives (after answering 4). A thread restarts it on the same
+  // port; job j0 pauses after 3 steps until the new process logs the coordinator's handshake
+  // (bounded), so the run is still going when A is back. Then A's devices take work again.
+  auto a = std::make_unique<NodeProcess>("rejoin-a",
+                                         std::vector<std::string>{"--crash-after-tasks", "5"});
+  NodeProcess b("rejoin-b");
+  const int port = a->port();
+  std::unique_ptr<NodeProcess> again;
+  std::atomic<bool> restarted{false};
+  std::thread restarter([&] {
+    for (int i = 0; i < 600 && a->alive(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (a->alive()) return;
+    again = std::make_unique<NodeProcess>("rejoin-a2", std::vector<std::string>{},
+                                          "127.0.0.1:" + std::to_string(port));
+    restarted = true;
+  });
+  Params got;
+  std::mutex mu;
+  std::vector<JobSpec> jobs = cluster_jobs(got, mu, 12);
+  bool waited = false;
+  jobs[0].program = [&](actors::JobContext& job) -> actors::Task<void> {
+    DataLoader loader(job.train_data(), {.batch_size = job.spec().batch_size, .seed = 1});
+    Batch batch;
+    for (int step = 0; step < 12 && loader.next(batch); ++step) {
+      co_await job.train_step(batch);
+      if (step == 3) {  // blocks this job's actor only; the run goes on
+        for (int i = 0; i < 600 && !(restarted && again->log_contains("joined", 0)); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        waited = restarted && again->log_contains("joined", 0);
+      }
+    }
+  };
+  RuntimeOptions o = cluster_options({a->address(), b.address()}, false);
+  o.shards = 2;
+  RunReport r = run(jobs, o);
+  restarter.join();
+  for (const JobResult& j : r.jobs)
+    CHECK_MESSAGE(j.status == JobStatus::done, (j.name + ": " + j.error));
+  REQUIRE(waited);
+  REQUIRE(r.links.size() == 2);
+  CHECK(r.links[0].joins == 2);
+  CHECK(r.links[0].tasks > 4);  // the restarted node ran tasks too
+  CHECK(r.scheduler.failed == 0);
+}
+
 TEST_CASE("cluster: a wrong secret is refused and the node keeps serving") {
   NodeProcess node("secret");
   RuntimeOptions o = cluster_options({node.address()}, true);
@@ -372,6 +422,17 @@ TEST_CASE("model spec: names zoo models and refuses malformed specs") {
   CHECK(make_model_from_spec("mlp 4 - 2").parameter_count() == 4 * 2 + 2);
   CHECK(make_model_from_spec("cnn 1 28 10").parameter_count() ==
         make_cnn(1, 28, 10).parameter_count());
+  Model conv = make_model_from_spec(
+      "layers conv2d 1 8 3 1 1; relu; maxpool2d 2; flatten; linear 1568 10; gelu; layernorm 10");
+  Model conv_ref;
+  conv_ref.emplace<Conv2d>(1, 8, 3, 1, 1).emplace<ReLU>().emplace<MaxPool2d>(2);
+  conv_ref.emplace<Flatten>().emplace<Linear>(1568, 10).emplace<GELU>().emplace<LayerNorm>(10);
+  REQUIRE(conv.size() == conv_ref.size());
+  for (std::size_t i = 0; i < conv.size(); ++i)
+    CHECK(conv.layer(i).name() == conv_ref.layer(i).name());
+  CHECK(conv.parameter_count() == conv_ref.parameter_count());
+  CHECK_THROWS_WITH_AS(make_model_from_spec("layers linear 4 2; softmax"),
+                       doctest::Contains("layer ' softmax'"), Error);
   CHECK_THROWS_WITH_AS(make_model_from_spec(""), doctest::Contains("is empty"), Error);
   CHECK_THROWS_WITH_AS(make_model_from_spec("mlp 16 32,x 3"),
                        doctest::Contains("hidden size must be a positive integer"), Error);
