@@ -142,6 +142,7 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
           } catch (const OutOfMemory&) {
             // Loaded while another task held memory: load again now that it is freed.
             h->load_error = nullptr;
+            ++t.oom_retries;
             t.prefetch_hit = false;  // whatever was prefetched is loaded again
             t.prefetch_start = t.prefetch_end = 0;
             t.prefetch_bytes = 0;

@@ -38,7 +38,11 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
   // Strategy and resume fields whose runtime support has not landed yet are refused, not ignored.
   check(spec.replicas == 1, "job " + spec.name + ": replicas > 1 is not supported yet");
-  check(spec.micro_batches == 1, "job " + spec.name + ": micro_batches > 1 is not supported yet");
+  check(spec.micro_batches >= 1, "job " + spec.name + ": micro_batches must be at least 1 (got " +
+                                     std::to_string(spec.micro_batches) + ")");
+  check(spec.batch_size % spec.micro_batches == 0,
+        "job " + spec.name + ": batch_size " + std::to_string(spec.batch_size) +
+            " is not divisible by micro_batches " + std::to_string(spec.micro_batches));
   check(spec.device_affinity >= -1 && spec.device_affinity < p.setup.num_devices,
         "job " + spec.name + ": device_affinity " + std::to_string(spec.device_affinity) +
             " is not a device of this run (devices 0.." + std::to_string(p.setup.num_devices - 1) +
@@ -83,16 +87,19 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
     st->end = plan[s].end;
     st->home = home;
     st->total_steps = p.total_steps;
-    st->fused_update = spec.clip_grad_norm <= 0;
+    // Micro-batches accumulate gradients in home memory and update separately.
+    st->fused_update = spec.clip_grad_norm <= 0 && spec.micro_batches <= 1;
     st->device_affinity = spec.device_affinity;
     st->forward_flops = plan[s].forward_flops;
     st->model_spec = spec.model_spec;
+    st->stash_slots.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, spec.micro_batches)));
     p.states.push_back(st);
     p.shards.push_back(self->spawn(shard_actor, st, p.setup.scheduler));
   }
   std::vector<std::weak_ptr<ShardState>> siblings(p.states.begin(), p.states.end());
   for (const auto& st : p.states)
     st->siblings = siblings;
+  p.replicas.push_back(Replica{p.model, p.states, p.shards});
   p.optimizer_config = OptimizerConfig{opt, spec.clip_grad_norm};
   p.optimizer = self->spawn(optimizer_actor, p.optimizer_config);
 }

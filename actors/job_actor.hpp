@@ -32,12 +32,22 @@ struct JobSetup {
   std::shared_ptr<ProgressDisplay> progress;  // null: no live display
 };
 
-struct JobContext::Parts {
-  JobSetup setup;
-  DataSplits data;
+// One copy of the job's model cut into shards, with one shard actor per shard.
+struct Replica {
   std::shared_ptr<Model> model;
   std::vector<std::shared_ptr<ShardState>> states;
   std::vector<caf::actor> shards;
+};
+
+struct JobContext::Parts {
+  JobSetup setup;
+  DataSplits data;
+  // Replica 0 (validation, checkpoints, on_finish use it).
+  std::shared_ptr<Model> model;
+  std::vector<std::shared_ptr<ShardState>> states;
+  std::vector<caf::actor> shards;
+  // All JobSpec::replicas replicas; replicas[0] holds the same model, states and shards as above.
+  std::vector<Replica> replicas;
   caf::actor optimizer;
   OptimizerConfig optimizer_config;
   JobResult result;

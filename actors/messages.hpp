@@ -46,6 +46,14 @@ struct ShardTask {
   double grad_scale = 1.0;               // update: gradient clipping coefficient
   Tensor input;   // forward: activations; backward: d(output) (none for the last shard)
   Tensor labels;  // forward of the last shard: labels for the fused loss
+  // Micro-batches (JobSpec::micro_batches) and replicas: the stash slot a training forward fills
+  // and its backward uses.
+  std::int64_t micro_batch = 0;
+  // Unfused backward: add this backward's gradients to the home gradients (false: replace them).
+  bool accumulate_grads = false;
+  // Training forward of the last shard: d(loss)/d(logits) is multiplied by this (the micro-batch's
+  // share of the batch mean when parts are uneven; exactly 1 for equal parts).
+  double loss_weight = 1.0;
   // --- result
   Tensor output;  // forward: activations (home memory); backward: d(input) (home memory)
   double loss = std::numeric_limits<double>::quiet_NaN();
@@ -63,6 +71,7 @@ struct ShardTask {
                               // before the task itself reached the device:
   double prefetch_start = 0, prefetch_end = 0;  // that load (a trace event of its own)
   std::size_t prefetch_bytes = 0;               // its bytes (not in load_bytes)
+  int oom_retries = 0;  // times its load was repeated after running out of device memory
 };
 using TaskPtr = std::shared_ptr<ShardTask>;
 
@@ -82,6 +91,8 @@ struct SchedulerStats {
   std::uint64_t prefetch_hints = 0, prefetch_hits = 0, prefetch_dropped = 0;
   // Tasks put back in the ready queue because the remote device running them lost its link.
   std::uint64_t requeued = 0;
+  // Loads repeated because the device ran out of memory (memory pressure; the task then ran).
+  std::uint64_t oom_retries = 0;
   std::string policy;
 };
 

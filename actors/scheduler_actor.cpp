@@ -407,6 +407,7 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         if (!t->error.empty()) ++st->stats.failed;
         if (t->prefetched) ++st->stats.prefetched;
         if (t->prefetch_hit) ++st->stats.prefetch_hits;
+        st->stats.oom_retries += static_cast<std::uint64_t>(t->oom_retries);
         if (t->error.empty()) {
           st->observe(*t, t->compute_end - t->compute_start);
           t->state->last_device = t->device;

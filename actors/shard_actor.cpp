@@ -13,9 +13,10 @@ caf::behavior shard_actor(caf::event_based_actor* self, std::shared_ptr<ShardSta
           return caf::make_error(caf::sec::runtime_error, "shard " + std::to_string(state->shard) +
                                                               " of job " + state->job_name +
                                                               " already has a task in flight");
-        if (t->kind == TaskKind::backward && !state->has_stash)
+        if (t->kind == TaskKind::backward && !state->has_stash(t->micro_batch))
           return caf::make_error(caf::sec::runtime_error,
                                  "backward of shard " + std::to_string(state->shard) +
+                                     " micro-batch " + std::to_string(t->micro_batch) +
                                      " without a preceding training forward");
         t->state = state;
         *busy = true;

@@ -15,6 +15,13 @@
 
 namespace hydra::actors {
 
+// What one training forward stashed for its backward (one per micro-batch in flight).
+struct StashSlot {
+  std::vector<Stash> stashes;  // in home memory
+  Tensor dlogits;              // last shard: d(loss)/d(logits)
+  bool full = false;
+};
+
 struct ShardState {
   int job = 0;  // index of the job in the run
   std::string job_name;
@@ -23,9 +30,9 @@ struct ShardState {
   std::string model_spec;        // JobSpec::model_spec (remote devices build the model from it)
   std::size_t begin = 0, end = 0;
   Device home = Device::host();
-  std::vector<Stash> stashes;  // from the last training forward, in home memory
-  Tensor dlogits;              // last shard: d(loss)/d(logits) of the last training forward
-  bool has_stash = false;
+  // Stashes of the training forwards whose backward has not run, by micro-batch index
+  // (ShardTask::micro_batch; one slot without micro-batches).
+  std::vector<StashSlot> stash_slots = std::vector<StashSlot>(1);
   int last_device = -1;          // device that ran this shard last (-1: none yet)
   int device_affinity = -1;      // >= 0: its tasks run only on this device (JobSpec)
   std::int64_t total_steps = 0;  // training steps the job plans (for remaining-time estimates)
@@ -40,6 +47,11 @@ struct ShardState {
   std::mutex resident;
 
   bool last() const { return shard + 1 == num_shards; }
+  bool has_stash(std::int64_t micro_batch) const {
+    return micro_batch >= 0 && static_cast<std::size_t>(micro_batch) < stash_slots.size() &&
+           stash_slots[static_cast<std::size_t>(micro_batch)].full;
+  }
+  StashSlot& stash_slot(std::int64_t micro_batch);  // grows the slots as needed
   std::vector<Parameter*> parameters() const;
   std::size_t parameter_bytes() const;  // values + grads + optimizer state
 };

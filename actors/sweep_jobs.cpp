@@ -111,8 +111,16 @@ SweepPlan plan_sweep(const sweep::SweepFile& file, bool quick) {
   const LoadedData data = load_data(file.dataset, quick);
   plan.data_summary = data.summary;
   const auto splits = std::make_shared<const DataSplits>(data.splits);
-  const sweep::BudgetSpec& b = file.budget;
+  sweep::BudgetSpec b = file.budget;
+  if (quick) {  // a smoke run: 1 epoch or at most 60 steps
+    if (b.epochs > 0) b.epochs = 1;
+    if (b.steps > 0) {
+      b.steps = std::min<std::int64_t>(b.steps, 60);
+      if (b.eval_every > 0) b.eval_every = std::min<std::int64_t>(b.eval_every, 20);
+    }
+  }
   const sweep::TrainingSpace& tr = file.training;
+  plan.budget = b;
   for (const sweep::Trial& t : plan.trials) {
     JobSpec j;
     j.name = t.name;

@@ -24,12 +24,14 @@ struct SweepPlan {
   sweep::SweepFile file;
   std::vector<sweep::Trial> trials;
   std::vector<JobSpec> jobs;  // one per trial, in the same order, named after the trial
+  sweep::BudgetSpec budget;   // the file's, or the smaller one of a quick run
   std::vector<std::int64_t> steps_per_epoch, total_steps;  // per job
   std::string data_summary;  // e.g. "fashion-mnist from DIR: 30000 training, 5000 validation"
 };
 
 // Loads the dataset (an error names the file) and makes the jobs. `quick`: a smoke run with at
-// most 4000 training and 1000 validation samples (kjv: windows; 64 validation windows).
+// most 4000 training and 1000 validation samples (kjv: windows; 64 validation windows) and a
+// budget of 1 epoch or at most 60 steps (validations at least every 20).
 SweepPlan plan_sweep(const sweep::SweepFile& file, bool quick = false);
 
 // The devices of "devices": default (all GPUs, else two virtual CPU devices), cpu (count virtual

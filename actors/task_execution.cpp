@@ -151,7 +151,9 @@ std::unique_ptr<LoadedShard> load_shard(const ShardTask& task, Device device, St
   const bool backward = task.kind == TaskKind::backward;
   const bool update = task.kind == TaskKind::update;
   for (Parameter* p : l->params) {
-    if (backward)  // gradients are zero at the start of each step's backward
+    if (backward && task.accumulate_grads)  // micro-batches: add to the gradients so far
+      l->grads.push_back(to_device(p->grad, device, copy, l->bytes));
+    else if (backward)  // gradients are zero at the start of each step's backward
       l->grads.push_back(Tensor::zeros(p->grad.shape(), p->grad.dtype(), device, &copy));
     else if (update)
       l->grads.push_back(to_device(p->grad, device, copy, l->bytes));
@@ -159,12 +161,13 @@ std::unique_ptr<LoadedShard> load_shard(const ShardTask& task, Device device, St
       l->grads.emplace_back();
   }
   if (backward) {
-    check(st.has_stash, "backward of shard " + std::to_string(st.shard) +
-                            " without a preceding training forward");
-    l->stashes = st.stashes;  // copies of the handles; the home stash stays until success
+    check(st.has_stash(task.micro_batch), "backward of shard " + std::to_string(st.shard) +
+                                              " without a preceding training forward");
+    const StashSlot& slot = st.stash_slots[static_cast<std::size_t>(task.micro_batch)];
+    l->stashes = slot.stashes;  // copies of the handles; the home stash stays until success
     for (Stash& s : l->stashes)
       move_stash(s, device, copy, l->bytes);
-    if (st.last()) l->dlogits = to_device(st.dlogits, device, copy, l->bytes);
+    if (st.last()) l->dlogits = to_device(slot.dlogits, device, copy, l->bytes);
   }
   l->input = to_device(task.input, device, copy, l->bytes);
   l->labels = to_device(task.labels, device, copy, l->bytes);
@@ -193,6 +196,7 @@ void execute_task(ShardTask& t, LoadedShard& l, ExecContext& ctx, Stream& copy,
         t.correct = r.correct;
         t.count = r.count;
         dlogits = r.dlogits;
+        if (t.training && t.loss_weight != 1.0) ctx.backend().scale(dlogits, t.loss_weight, ctx);
       } catch (const Error& e) {
         const std::string what = e.what();
         if (starts_with_loss_error(what, "NaN"))
@@ -213,9 +217,10 @@ void execute_task(ShardTask& t, LoadedShard& l, ExecContext& ctx, Stream& copy,
         move_stash(s, home, copy, stored);
       Tensor home_dlogits = to_device(dlogits, home, copy, stored);
       copy.synchronize();
-      st.stashes = std::move(stashes);
-      st.dlogits = home_dlogits;
-      st.has_stash = true;
+      StashSlot& slot = st.stash_slot(t.micro_batch);
+      slot.stashes = std::move(stashes);
+      slot.dlogits = home_dlogits;
+      slot.full = true;
     }
   } else if (t.kind == TaskKind::backward) {
     const Tensor& dy = st.last() ? l.dlogits : l.input;
@@ -240,9 +245,7 @@ void execute_task(ShardTask& t, LoadedShard& l, ExecContext& ctx, Stream& copy,
     else
       resident.store_grads(copy, stored);
     copy.synchronize();
-    st.stashes.clear();
-    st.dlogits = Tensor();
-    st.has_stash = false;
+    st.stash_slot(t.micro_batch) = StashSlot{};
   } else {
     check(t.optimizer != nullptr, "update task without an optimizer");
     Backend& be = ctx.backend();

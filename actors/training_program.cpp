@@ -7,6 +7,7 @@
 
 #include "actors/checkpoint.hpp"
 #include "actors/job_actor.hpp"
+#include "actors/pipeline_step.hpp"
 
 namespace hydra::actors {
 
@@ -62,13 +63,20 @@ void JobContext::show_progress(const std::string& status) {
 }
 
 Task<TaskPtr> JobContext::submit(int shard, TaskPtr t) {
+  co_return co_await run_on(0, shard, std::move(t));
+}
+
+Task<TaskPtr> JobContext::run_on(int replica, int shard, TaskPtr t) {
   check(shard >= 0 && shard < num_shards(), "job " + spec().name + ": no shard " +
                                                 std::to_string(shard) + " (it has " +
                                                 std::to_string(num_shards()) + ")");
+  const auto& shards =
+      replica == 0 ? parts_.shards : parts_.replicas.at(static_cast<std::size_t>(replica)).shards;
   t->step = step_;
-  TaskPtr done = co_await request<TaskPtr>(self_, parts_.shards[shard], run_atom::value, t);
+  TaskPtr done = co_await request<TaskPtr>(self_, shards[shard], run_atom::value, t);
   if (!done->error.empty())
-    throw Error("shard " + std::to_string(shard) + " " +
+    throw Error((replica > 0 ? "replica " + std::to_string(replica) + " " : std::string()) +
+                "shard " + std::to_string(shard) + " " +
                 (done->training ? task_kind_name(done->kind) : "eval") + " at step " +
                 std::to_string(step_ + 1) + " on " + done->device_name + ": " + done->error);
   co_return done;
@@ -101,6 +109,23 @@ Task<TaskPtr> JobContext::update(int shard, double grad_scale) {
 }
 
 Task<double> JobContext::train_step(const Batch& batch) {
+  double loss = 0;
+  if (spec().micro_batches > 1)
+    loss = co_await pipeline_step(*this, batch);
+  else
+    loss = co_await sequential_step(batch);
+  co_await request<std::int64_t>(self_, parts_.optimizer, stepped_atom::value);
+  ++step_;
+  parts_.samples += batch.size();
+  const double epoch = static_cast<double>(parts_.samples) /
+                       static_cast<double>(std::max<std::int64_t>(1, train_data().size()));
+  parts_.result.train_loss.push_back({step_, epoch, loss});
+  parts_.result.steps = step_;
+  show_progress("running");
+  co_return loss;
+}
+
+Task<double> JobContext::sequential_step(const Batch& batch) {
   const int n = num_shards();
   Tensor x = batch.inputs;
   double loss = 0;
@@ -125,14 +150,6 @@ Task<double> JobContext::train_step(const Batch& batch) {
     for (int s = 0; s < n; ++s)
       co_await update(s, scale);
   }
-  co_await request<std::int64_t>(self_, parts_.optimizer, stepped_atom::value);
-  ++step_;
-  parts_.samples += batch.size();
-  const double epoch = static_cast<double>(parts_.samples) /
-                       static_cast<double>(std::max<std::int64_t>(1, train_data().size()));
-  parts_.result.train_loss.push_back({step_, epoch, loss});
-  parts_.result.steps = step_;
-  show_progress("running");
   co_return loss;
 }
 

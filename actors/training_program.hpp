@@ -62,8 +62,16 @@ class JobContext {
   // Updates the job's line of the live progress display (when the run has one).
   void show_progress(const std::string& status);
 
+  // For the parallel strategies' steps (pipeline_step.hpp, data_parallel_step.hpp): the job's
+  // actor and parts, and a prepared task run on shard `shard` of replica `replica` (0: the job's
+  // model), throwing like forward() when it failed.
+  caf::event_based_actor* self() const { return self_; }
+  Parts& parts() { return parts_; }
+  Task<TaskPtr> run_on(int replica, int shard, TaskPtr t);
+
  private:
   Task<TaskPtr> submit(int shard, TaskPtr t);
+  Task<double> sequential_step(const Batch& batch);  // train_step without micro-batches/replicas
   caf::event_based_actor* self_;
   Parts& parts_;
   std::int64_t step_ = 0;

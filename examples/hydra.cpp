@@ -69,10 +69,11 @@ void print_start(const SweepPlan& plan, const RuntimeOptions& ro, std::size_t to
     devices += (devices.empty() ? "" : ", ") + d.device.str() +
                (d.memory_bytes > 0 ? " (" + examples::mib(double(d.memory_bytes)) + ")" : "");
   std::printf("Sweep %s (%s): %s\n", f.name.c_str(), f.source.c_str(), plan.data_summary.c_str());
-  std::printf("  %zu configurations (%s search), %lld %s each; %s\n", plan.jobs.size(),
-              f.search.method.c_str(),
-              static_cast<long long>(f.budget.epochs > 0 ? f.budget.epochs : f.budget.steps),
-              f.budget.epochs > 0 ? "epochs" : "steps", describe_rule(f).c_str());
+  std::printf(
+      "  %zu configurations (%s search), %lld %s each; %s\n", plan.jobs.size(),
+      f.search.method.c_str(),
+      static_cast<long long>(plan.budget.epochs > 0 ? plan.budget.epochs : plan.budget.steps),
+      plan.budget.epochs > 0 ? "epochs" : "steps", describe_rule(f).c_str());
   std::printf("  training %zu of them at once on %s, policy %s, into %s/\n", to_run,
               devices.c_str(), ro.policy.c_str(), ro.out_dir.c_str());
   std::fflush(stdout);
@@ -151,7 +152,7 @@ int cmd_run(int argc, char** argv) {
   f.add_string("--out", &o.out, "DIR", "the sweep directory (default runs/<sweep name>)");
   f.add_switch("--quick", &o.quick,
                "smoke run: at most 4000 training and 1000 validation samples (kjv: 4000 and 64 "
-               "windows)");
+               "windows), 1 epoch or at most 60 steps");
   f.add_switch("--no-progress", &o.no_progress, "no live progress display");
   add_cluster_flags(f, o);
   f.add_switch("--dry-run", &o.dry_run,

@@ -130,22 +130,29 @@ std::size_t TaskEstimator::shards(int job) const {
 
 double TaskEstimator::task_seconds(int job, int shard, TaskKind kind) const {
   check_shard(job, shard);
-  const Job& j = job_at(job);
-  const auto sh = static_cast<std::size_t>(shard);
-  const auto& t = j.tasks[sh];
-  const Estimate& e = t[kind_index(kind)];
-  if (e.measured || kind == TaskKind::update) return e.seconds;
+  return estimate(job_at(job), static_cast<std::size_t>(shard), kind_index(kind));
+}
+
+// task_seconds without the checks (shard and kind valid): the policies ask for these for every
+// ready task at every dispatch.
+double TaskEstimator::estimate(const Job& j, std::size_t shard, std::size_t kind) const {
+  const auto& t = j.tasks[shard];
+  const Estimate& e = t[kind];
+  if (e.measured || kind == kind_index(TaskKind::update)) return e.seconds;
   const Estimate& f = t[kind_index(TaskKind::forward)];
-  const double forward = f.measured ? f.seconds : forward_guess(j, sh);
-  return kind == TaskKind::backward ? 2.0 * forward : forward;
+  const double forward = f.measured ? f.seconds : forward_guess(j, shard);
+  return kind == kind_index(TaskKind::backward) ? 2.0 * forward : forward;
 }
 
 double TaskEstimator::step_seconds(int job) const {
-  const Job& j = job_at(job);
+  return step_seconds(job_at(job));
+}
+
+double TaskEstimator::step_seconds(const Job& j) const {
   double s = 0;
   for (std::size_t sh = 0; sh < j.tasks.size(); ++sh)
-    for (const TaskKind k : {TaskKind::forward, TaskKind::backward, TaskKind::update})
-      s += task_seconds(job, static_cast<int>(sh), k);
+    for (std::size_t k = 0; k < kKinds; ++k)
+      s += estimate(j, sh, k);
   return s;
 }
 
@@ -154,9 +161,9 @@ double TaskEstimator::remaining_seconds(int job) const {
   if (j.finished || j.steps_left == 0) return 0;
   double progress = 0;
   for (std::size_t sh = 0; sh < j.tasks.size(); ++sh)
-    for (const TaskKind k : {TaskKind::forward, TaskKind::backward, TaskKind::update})
-      if (j.done[sh][kind_index(k)]) progress += task_seconds(job, static_cast<int>(sh), k);
-  return std::max(0.0, static_cast<double>(j.steps_left) * step_seconds(job) - progress);
+    for (std::size_t k = 0; k < kKinds; ++k)
+      if (j.done[sh][k]) progress += estimate(j, sh, k);
+  return std::max(0.0, static_cast<double>(j.steps_left) * step_seconds(j) - progress);
 }
 
 void TaskEstimator::record(int job, int shard, TaskKind kind, double seconds) {

@@ -84,6 +84,8 @@ class TaskEstimator : public TaskEstimates {
   void add(Job& job, const std::vector<double>& shard_forward_flops, std::int64_t steps_left,
            std::size_t index);
   double forward_guess(const Job& j, std::size_t shard) const;
+  double estimate(const Job& j, std::size_t shard, std::size_t kind) const;
+  double step_seconds(const Job& j) const;
 
   std::vector<Job> jobs_;
   Options options_;

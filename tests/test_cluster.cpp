@@ -167,6 +167,10 @@ std::vector<JobSpec> cluster_jobs(Params& out, std::mutex& mu, std::int64_t step
     j.max_steps = steps;
     j.seed = static_cast<std::uint64_t>(i + 1);
     j.eval_every = 8;
+    // Every kind of remote task: fused backward (j0), clipping with separate update tasks (j1),
+    // micro-batches accumulating gradients (j2).
+    if (i == 1) j.clip_grad_norm = 0.5;
+    if (i == 2) j.micro_batches = 2;
     j.on_finish = [&out, &mu, name = j.name](Model& m) {
       std::vector<std::vector<float>> v;
       for (Parameter* p : m.parameters())

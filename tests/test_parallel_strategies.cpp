@@ -1,4 +1,5 @@
-// Per-job parallel strategies in the actor runtime (JobSpec's strategy fields).
+// Per-job parallel strategies in the actor runtime: device affinity, GPipe micro-batches,
+// data-parallel replicas and sharded data parallelism (JobSpec's strategy fields).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -68,8 +69,55 @@ RuntimeOptions cpu_devices(int n) {
   return o;
 }
 
+std::vector<std::vector<float>> values(Model& m) {
+  std::vector<std::vector<float>> out;
+  for (Parameter* p : m.parameters())
+    out.push_back(p->value.to_floats());
+  return out;
+}
+
+// Largest |a - b| over all parameters.
+double max_diff(const std::vector<std::vector<float>>& a,
+                const std::vector<std::vector<float>>& b) {
+  REQUIRE(a.size() == b.size());
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].size() == b[i].size());
+    for (std::size_t k = 0; k < a[i].size(); ++k)
+      d = std::max(d, std::fabs(static_cast<double>(a[i][k]) - b[i][k]));
+  }
+  return d;
+}
+
 bool is_task(const TraceEvent& e) {
   return e.kind == "forward" || e.kind == "backward" || e.kind == "update" || e.kind == "eval";
+}
+
+// Whether two compute events of `job` that satisfy `differ` overlap in time on two devices.
+template <class Differ>
+bool overlapping(const std::vector<TraceEvent>& trace, const std::string& job, Differ differ) {
+  for (const TraceEvent& a : trace)
+    for (const TraceEvent& b : trace)
+      if (a.job == job && b.job == job && is_task(a) && is_task(b) && a.device != b.device &&
+          differ(a, b) && a.start < b.end && b.start < a.end)
+        return true;
+  return false;
+}
+
+// Runs `j` alone on two CPU devices and returns its result, trace and final parameters.
+struct Outcome {
+  JobResult result;
+  std::vector<TraceEvent> trace;
+  std::vector<std::vector<float>> params;
+};
+Outcome run_alone(JobSpec j) {
+  auto params = std::make_shared<std::vector<std::vector<float>>>();
+  j.on_finish = [params](Model& m) { *params = values(m); };
+  RunReport r = run({j}, cpu_devices(2));
+  REQUIRE(r.jobs.size() == 1);
+  INFO(r.jobs[0].error);
+  REQUIRE(r.jobs[0].status == JobStatus::done);
+  return {r.jobs[0], r.trace, *params};
 }
 
 }  // namespace
@@ -102,4 +150,43 @@ TEST_CASE("actors: a device affinity outside the run's devices fails only that j
   CHECK(r[0].error.find("device_affinity 2") != std::string::npos);
   CHECK(r[0].error.find("devices 0..1") != std::string::npos);
   CHECK(r[1].status == JobStatus::done);
+}
+
+TEST_CASE("actors: GPipe micro-batches train like one batch and overlap shards on 2 devices") {
+  // 13 steps: the 13th is the epoch's last batch of 12 samples (300 training samples, batch 24),
+  // which 8 micro-batches split unevenly (2,2,2,2,1,1,1,1).
+  for (std::int64_t m : {4, 8}) {
+    JobSpec base = job("pipe", 2, false, 128);
+    base.max_steps = 13;
+    JobSpec piped = base;
+    piped.micro_batches = m;
+    const Outcome a = run_alone(base), b = run_alone(piped);
+    INFO("micro_batches " << m);
+    CHECK(max_diff(a.params, b.params) < 2e-5);
+    REQUIRE(a.result.train_loss.size() == b.result.train_loss.size());
+    for (std::size_t i = 0; i < a.result.train_loss.size(); ++i)
+      CHECK(std::fabs(a.result.train_loss[i].value - b.result.train_loss[i].value) < 1e-5);
+    // Every shard runs m forwards and m backwards per step, one update per shard and step.
+    std::map<std::string, int> count;
+    for (const TraceEvent& e : b.trace)
+      if (is_task(e)) ++count[e.kind + std::to_string(e.shard)];
+    CHECK(count["update0"] == 13);
+    CHECK(count["update1"] == 13);
+    CHECK(count["forward1"] == 13 * m);
+    CHECK(overlapping(b.trace, "pipe", [](const TraceEvent& x, const TraceEvent& y) {
+      return x.shard != y.shard && x.kind != "eval" && y.kind != "eval";
+    }));
+  }
+}
+
+TEST_CASE("actors: a batch size not divisible by micro_batches fails with both numbers") {
+  JobSpec m = job("bad-micro", 1), zero = job("zero-micro", 1);
+  m.micro_batches = 5;
+  zero.micro_batches = 0;
+  std::vector<JobResult> out = train({m, zero}, cpu_devices(2));
+  CHECK(out[0].status == JobStatus::failed);
+  CHECK(out[0].error.find("batch_size 24 is not divisible by micro_batches 5") !=
+        std::string::npos);
+  CHECK(out[1].status == JobStatus::failed);
+  CHECK(out[1].error.find("micro_batches must be at least 1 (got 0)") != std::string::npos);
 }

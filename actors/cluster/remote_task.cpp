@@ -21,6 +21,11 @@ using actors::ShardTask;
 constexpr std::size_t max_stash_depth = 8;
 enum class OptKind : std::uint8_t { none = 0, sgd = 1, adamw = 2 };
 
+// The home gradients travel for update tasks and for backwards that add to them (micro-batches).
+bool sends_grads(const ShardTask& t) {
+  return t.kind == TaskKind::update || (t.kind == TaskKind::backward && t.accumulate_grads);
+}
+
 bool needs_state(const ShardTask& t) {
   return t.kind == TaskKind::update || (t.kind == TaskKind::backward && t.fuse_update);
 }
@@ -132,6 +137,8 @@ std::string encode_request(const ShardTask& t) {
   w.i64(t.step);
   w.u8(t.fuse_update ? 1 : 0);
   w.f64(t.grad_scale);
+  w.u8(t.accumulate_grads ? 1 : 0);
+  w.f64(t.loss_weight);
   const bool with_opt =
       t.kind == TaskKind::update || (t.kind == TaskKind::backward && t.fuse_update);
   write_optimizer(w, with_opt ? t.optimizer.get() : nullptr);
@@ -142,7 +149,7 @@ std::string encode_request(const ShardTask& t) {
   for (const Parameter* p : params) {
     w.tensor(host_copy(p->value));
     w.i64(p->step);
-    w.tensor(t.kind == TaskKind::update ? host_copy(p->grad) : Tensor());
+    w.tensor(sends_grads(t) ? host_copy(p->grad) : Tensor());
     const bool state = needs_state(t);
     w.u32(state ? static_cast<std::uint32_t>(p->state.size()) : 0);
     if (state)
@@ -150,11 +157,12 @@ std::string encode_request(const ShardTask& t) {
         w.tensor(host_copy(s));
   }
   if (t.kind == TaskKind::backward) {
-    check(st.has_stash, "backward of shard " + std::to_string(st.shard) +
-                            " without a preceding training forward");
+    check(st.has_stash(t.micro_batch), "backward of shard " + std::to_string(st.shard) +
+                                           " without a preceding training forward");
+    const actors::StashSlot& slot = st.stash_slots[static_cast<std::size_t>(t.micro_batch)];
     w.u8(1);
-    write_stashes(w, st.stashes);
-    w.tensor(host_copy(st.dlogits));
+    write_stashes(w, slot.stashes);
+    w.tensor(host_copy(slot.dlogits));
   } else {
     w.u8(0);
   }
@@ -183,6 +191,9 @@ std::string run_request(const std::string& request, Device device, Stream& compu
   t.step = r.i64();
   t.fuse_update = r.flag();
   t.grad_scale = r.f64();
+  t.accumulate_grads = r.flag();
+  t.loss_weight = r.f64();
+  t.micro_batch = 0;  // the node holds one stash: the one sent with the task
   t.optimizer = read_optimizer(r);
 
   std::shared_ptr<Model>& model = models.by_spec[spec];
@@ -238,10 +249,11 @@ std::string run_request(const std::string& request, Device device, Stream& compu
     }
   }
   if (r.flag()) {
-    st->stashes = read_stashes(r);
-    st->dlogits = r.tensor();
-    st->has_stash = true;
-    if (st->stashes.size() != end - begin)
+    actors::StashSlot& slot = st->stash_slot(0);
+    slot.stashes = read_stashes(r);
+    slot.dlogits = r.tensor();
+    slot.full = true;
+    if (slot.stashes.size() != end - begin)
       throw WireError("wire: stash count does not match the layer range");
   }
   t.input = r.tensor();
@@ -296,8 +308,8 @@ std::string run_request(const std::string& request, Device device, Stream& compu
   const bool stash = ok && t.kind == TaskKind::forward && t.training;
   w.u8(stash ? 1 : 0);
   if (stash) {
-    write_stashes(w, st->stashes);
-    w.tensor(st->dlogits);
+    write_stashes(w, st->stash_slots.at(0).stashes);
+    w.tensor(st->stash_slots.at(0).dlogits);
   }
   return std::move(w.bytes());
 }
@@ -399,13 +411,12 @@ NodeSeconds apply_result(const std::string& result, ShardTask& t) {
   for (std::size_t i = 0; i < grads.size(); ++i)
     copy(params[i]->grad, grads[i]);
   if (t.kind == TaskKind::forward && t.training) {
-    st.stashes = std::move(stashes);
-    st.dlogits = dlogits;
-    st.has_stash = has_stash;
+    actors::StashSlot& slot = st.stash_slot(t.micro_batch);
+    slot.stashes = std::move(stashes);
+    slot.dlogits = dlogits;
+    slot.full = has_stash;
   } else if (t.kind == TaskKind::backward) {
-    st.stashes.clear();
-    st.dlogits = Tensor();
-    st.has_stash = false;
+    st.stash_slot(t.micro_batch) = actors::StashSlot{};
   }
   return secs;
 }

@@ -5,9 +5,10 @@
 // shard's state as it was and can be run again elsewhere.
 //
 // Request:  model spec, layer range, shard index and count, kind, training, step, fuse_update,
-//           grad_scale, optimizer (SGD or AdamW with its hyperparameters), per parameter its
-//           value, step count, gradient (update tasks) and optimizer state (fused backward and
-//           update), the stash and d(logits) (backward), input and labels.
+//           grad_scale, accumulate_grads, loss_weight, optimizer (SGD or AdamW with its
+//           hyperparameters), per parameter its value, step count, gradient (update tasks and
+//           accumulating backwards) and optimizer state (fused backward and update), the stash
+//           and d(logits) of the task's micro-batch (backward), input and labels.
 // Result:   error, loss, correct, count, grad_squares, output, the node's load/compute/store
 //           seconds, and the changed state: values + state + steps (fused backward, update),
 //           gradients (backward without fused update), stash + d(logits) (training forward).

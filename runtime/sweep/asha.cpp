@@ -86,7 +86,8 @@ void Asha::judge(const std::string& name, Job& j, int rung, double metric, bool 
 void Asha::report(const std::string& job, std::int64_t step, std::int64_t total_steps,
                   double val_loss, double val_accuracy) {
   Job& j = at(job);
-  if (j.ended || j.stopped || step <= j.last_step) return;
+  // A job parked at a rung reports nothing new until released (a resumed job may).
+  if (j.ended || j.stopped || step <= j.last_step || j.pending >= 0) return;
   j.last_step = step;
   j.total_steps = total_steps;
   const double metric = options_.maximize ? val_accuracy : val_loss;
@@ -116,7 +117,10 @@ StopDecision Asha::decide(const std::string& job) {
     std::string why;
     const bool keep = kept(rungs_[r], job, why);
     j.pending = -1;
-    judge(job, j, r, j.last_metric, !keep, why);
+    double metric = j.last_metric;
+    for (const Entry& e : rungs_[r])
+      if (e.job == job) metric = e.metric;
+    judge(job, j, r, metric, !keep, why);
     // Passed this rung: the same validation may already be past the next one.
     if (keep && j.next_rung < options_.max_rungs) {
       const std::int64_t s = rung_step(job, j.next_rung);

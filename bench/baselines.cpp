@@ -1,0 +1,434 @@
+// Hydra's Sharded-LRTF against the classic ways of training many models, side by side in one run,
+// on the same runtime, beside the lower bound max(total work / devices, longest job):
+//   1. sequential model parallelism: one model at a time, its shards across all devices;
+//   2. GPipe-style pipelining: one model at a time, each batch in m micro-batches;
+//   3. task parallelism: one model per device (models assigned longest first);
+//   4. Sharded-LRTF: every model's shard tasks on every device (Hydra's default);
+//   5. the planner's choice.
+// First for real on virtual CPU devices (mixed MLPs, some larger than a device budget), then in
+// the simulator at scale (8, 64 and 512 devices, 12 to 1000 jobs of mixed sizes). A row whose
+// runtime support is missing prints why instead of a figure.
+//
+//   baselines [--quick] [--real-only | --sim-only] [--micro-batches M]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/hydra.hpp"
+#include "actors/plan.hpp"
+#include "actors/simulate.hpp"
+#include "kernels/random.hpp"
+#include "runtime/planner.hpp"
+#include "runtime/simulator.hpp"
+#include "runtime/trace_lower_bound.hpp"
+
+using namespace hydra;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string numbered(const char* prefix, long long i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
+// One strategy's outcome: a makespan, or why there is none.
+struct Row {
+  std::string name;
+  std::optional<double> makespan;
+  std::string note;  // what the row did, or why it is missing
+};
+
+void print_header() {
+  std::printf("%-34s %11s %10s %10s  %s\n", "strategy", "makespan s", "vs LRTF", "vs bound",
+              "note");
+}
+
+void print_row(const Row& r, double lrtf, double bound) {
+  if (!r.makespan) {
+    std::printf("%-34s %11s %10s %10s  %s\n", r.name.c_str(), "-", "-", "-", r.note.c_str());
+    return;
+  }
+  std::printf("%-34s %11.3f %10.3f %10.3f  %s\n", r.name.c_str(), *r.makespan, *r.makespan / lrtf,
+              *r.makespan / bound, r.note.c_str());
+}
+
+// Assigns job indices to `devices` bins, longest first onto the least loaded (LPT).
+std::vector<int> longest_first(const std::vector<double>& work, int devices) {
+  std::vector<int> order(work.size()), out(work.size(), 0);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return work[static_cast<std::size_t>(a)] > work[static_cast<std::size_t>(b)];
+  });
+  std::vector<double> load(static_cast<std::size_t>(devices), 0.0);
+  for (int j : order) {
+    const auto d =
+        static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    out[static_cast<std::size_t>(j)] = static_cast<int>(d);
+    load[d] += work[static_cast<std::size_t>(j)];
+  }
+  return out;
+}
+
+// ================================ real runs on virtual CPU devices ==============================
+
+struct RealSetup {
+  std::vector<JobSpec> jobs;
+  int devices = 2;
+  std::size_t budget = 0;
+  std::int64_t micro_batches = 4;
+};
+
+RuntimeOptions options_for(const RealSetup& s) {
+  RuntimeOptions o;
+  for (int d = 0; d < s.devices; ++d)
+    o.devices.push_back({Device::cpu(d), s.budget});
+  return o;
+}
+
+// First trace event start to last end: the time the devices worked on the jobs (data loading
+// and job setup before the first task are not counted, for every strategy alike).
+double span(const std::vector<TraceEvent>& trace) {
+  if (trace.empty()) return 0;
+  double lo = trace.front().start, hi = trace.front().end;
+  for (const TraceEvent& e : trace)
+    lo = std::min(lo, e.start), hi = std::max(hi, e.end);
+  return hi - lo;
+}
+
+// The error of the first failed job, or "".
+std::string first_failure(const RunReport& r) {
+  for (const JobResult& j : r.jobs)
+    if (j.status == JobStatus::failed) return j.name + ": " + j.error;
+  return "";
+}
+
+// Runs each job alone (its own hydra::run on all devices), `change` applied; sums the spans.
+Row one_at_a_time(const std::string& name, const RealSetup& s,
+                  const std::function<void(JobSpec&)>& change, const std::string& note) {
+  Row row{name, std::nullopt, note};
+  double total = 0;
+  for (JobSpec j : s.jobs) {
+    change(j);
+    const RunReport r = run({j}, options_for(s));
+    if (const std::string e = first_failure(r); !e.empty()) {
+      row.note = "not available: " + e;
+      return row;
+    }
+    total += span(r.trace);
+  }
+  row.makespan = total;
+  return row;
+}
+
+Row real_sequential(const RealSetup& s) {
+  return one_at_a_time(
+      "1 sequential model parallelism", s, [](JobSpec&) {},
+      "each job alone on all devices, spans summed");
+}
+
+Row real_gpipe(const RealSetup& s) {
+  const std::int64_t m = s.micro_batches;
+  return one_at_a_time(
+      "2 GPipe, m = " + std::to_string(m), s, [m](JobSpec& j) { j.micro_batches = m; },
+      "each job alone, " + std::to_string(m) + " micro-batches per batch");
+}
+
+// One model per device, assigned longest first by the compute each job measured under LRTF.
+Row real_task_parallel(const RealSetup& s, const RunReport& lrtf) {
+  Row row{"3 task parallelism", std::nullopt, ""};
+  std::vector<double> work(s.jobs.size(), 0.0);
+  std::vector<int> shards(s.jobs.size(), 1);
+  for (std::size_t i = 0; i < s.jobs.size(); ++i)
+    for (const TraceEvent& e : lrtf.trace)
+      if (e.job == s.jobs[i].name) {
+        if (is_compute_kind(e.kind)) work[i] += e.end - e.start;
+        shards[i] = std::max(shards[i], e.shard + 1);
+      }
+  const std::vector<int> device = longest_first(work, s.devices);
+  std::vector<JobSpec> jobs = s.jobs;
+  int spilled = 0;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    jobs[i].device_affinity = device[i];
+    spilled += shards[i] > 1 ? 1 : 0;
+  }
+  const RunReport r = run(jobs, options_for(s));
+  if (const std::string e = first_failure(r); !e.empty()) {
+    row.note = "not available: " + e;
+    return row;
+  }
+  row.makespan = span(r.trace);
+  row.note = "jobs pinned longest first";
+  if (spilled > 0)
+    row.note +=
+        "; " + std::to_string(spilled) + " models larger than a device spill through theirs";
+  return row;
+}
+
+// The planner's strategies for these jobs and devices (shard costs measured on this machine),
+// run for real.
+Row real_planner(const RealSetup& s) {
+  Row row{"5 planner's choice", std::nullopt, ""};
+  CostModel costs;
+  const RunPlan p = plan_run(s.jobs, options_for(s), costs);
+  int changed = 0;
+  std::string what;
+  for (std::size_t i = 0; i < p.plan.strategies.size(); ++i) {
+    const JobStrategy& js = p.plan.strategies[i];
+    if (js.replicas > 1 || js.micro_batches > 1 || js.device_affinity >= 0 || js.option > 0) {
+      ++changed;
+      if (!what.empty()) what += "; ";
+      what += s.jobs[i].name + ": " + js.describe();
+    }
+  }
+  const RunReport r = run(apply_plan(s.jobs, p), options_for(s));
+  if (const std::string e = first_failure(r); !e.empty()) {
+    row.note = "not available: " + e;
+    return row;
+  }
+  row.makespan = span(r.trace);
+  row.note = changed == 0 ? "the default strategies (nothing predicted faster)" : what;
+  return row;
+}
+
+void real_comparison(const RealSetup& s) {
+  std::printf("Real runs: %zu MLP jobs on %d virtual CPU devices of %.0f MiB\n", s.jobs.size(),
+              s.devices, s.budget / double(1 << 20));
+  const auto t0 = Clock::now();
+  const RunReport lrtf = run(s.jobs, options_for(s));
+  if (const std::string e = first_failure(lrtf); !e.empty())
+    throw Error("the Sharded-LRTF run failed: " + e);
+  std::vector<int> shards(s.jobs.size(), 1);
+  for (std::size_t i = 0; i < s.jobs.size(); ++i)
+    for (const TraceEvent& e : lrtf.trace)
+      if (e.job == s.jobs[i].name) shards[i] = std::max(shards[i], e.shard + 1);
+  std::printf("jobs (shards):");
+  for (std::size_t i = 0; i < s.jobs.size(); ++i)
+    std::printf(" %s (%d)", s.jobs[i].name.c_str(), shards[i]);
+  std::printf("\n");
+  const TraceLowerBound lb = trace_lower_bound(lrtf.trace, s.devices);
+  std::printf(
+      "lower bound %.3f s = max(compute %.3f s / %d devices, longest job %s %.3f s), "
+      "task times from the Sharded-LRTF run\n",
+      lb.bound, lb.total_compute, s.devices, lb.longest_job_name.c_str(), lb.longest_job);
+  Row lrtf_row{"4 Sharded-LRTF (Hydra)", span(lrtf.trace), "all jobs at once"};
+  std::vector<Row> rows = {real_sequential(s), real_gpipe(s), real_task_parallel(s, lrtf),
+                           lrtf_row};
+  rows.push_back(real_planner(s));
+  print_header();
+  for (const Row& r : rows)
+    print_row(r, *lrtf_row.makespan, lb.bound);
+  std::printf("(%.0f s for all real runs)\n\n",
+              std::chrono::duration<double>(Clock::now() - t0).count());
+  std::fflush(stdout);
+}
+
+RealSetup real_setup(bool quick, std::int64_t micro_batches) {
+  RealSetup s;
+  s.devices = 2;
+  s.budget = 16u << 20;
+  s.micro_batches = micro_batches;
+  const std::int64_t steps = quick ? 8 : 30;
+  // width, hidden layers (odd positions train with AdamW, the others with SGD): the last three
+  // need two or more shards on a 16 MiB device (8 MiB per shard); the others fit one device.
+  const std::vector<std::pair<std::int64_t, int>> sizes = {{256, 2}, {384, 2}, {512, 2},
+                                                           {640, 2}, {512, 4}, {640, 3}};
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const auto [width, hidden] = sizes[i];
+    s.jobs.push_back(synthetic_mlp_job(
+        numbered("mlp", static_cast<long long>(width)) + "x" + std::to_string(hidden), width,
+        hidden, steps, 0, i % 2 == 1));
+  }
+  return s;
+}
+
+// ==================================== the simulator at scale ====================================
+
+// Job i of a mixed population: small (1 shard, 0.5-2 ms forwards), medium (2-3 shards) and large
+// (4-8 shards, up to 8 ms per shard forward) models, 20 to 200 steps, evaluation every 50 steps.
+std::vector<SimJob> mixed_jobs(int n, std::uint64_t seed) {
+  std::vector<SimJob> jobs;
+  for (int i = 0; i < n; ++i) {
+    const auto u = [&](int k) { return uniform01(seed, static_cast<std::uint64_t>(i * 8 + k)); };
+    SimJob j;
+    j.name = numbered("job", i);
+    const double size = u(0);
+    const int shards = size < 0.5   ? 1
+                       : size < 0.8 ? 2 + static_cast<int>(u(4) * 2)
+                                    : 4 + static_cast<int>(u(4) * 5);
+    const double fwd = (0.5e-3 + 1.5e-3 * u(1)) * (size < 0.5 ? 1.0 : size < 0.8 ? 2.0 : 4.0);
+    for (int s = 0; s < shards; ++s) {
+      ShardCost c;
+      c.forward = fwd;
+      c.eval = 0.5 * fwd;
+      c.backward = 2 * fwd;
+      c.update = 0.1 * fwd;
+      c.value_bytes = static_cast<std::size_t>((4 + 60 * u(2)) * (1 << 20));
+      c.state_bytes = 2 * c.value_bytes;
+      c.stash_bytes = c.value_bytes / 2;
+      c.input_bytes = c.output_bytes = 1 << 20;
+      c.label_bytes = 1 << 10;
+      c.forward_flops = fwd * 1e13;
+      j.shards.push_back(c);
+    }
+    j.steps = 20 + static_cast<std::int64_t>(180 * u(3));
+    j.eval_batches = 4;
+    j.eval_every = 50;
+    jobs.push_back(j);
+  }
+  return jobs;
+}
+
+std::vector<SimDevice> gpu_devices(int n) {
+  std::vector<SimDevice> out;
+  for (int i = 0; i < n; ++i) {
+    SimDevice d;
+    d.name = numbered("cuda:", i);
+    d.kind = DeviceKind::cuda;
+    d.link = {1e-5, 25e9};
+    out.push_back(d);
+  }
+  return out;
+}
+
+SimOptions sim_options() {
+  SimOptions o;
+  o.submit_latency = 50e-6;
+  return o;
+}
+
+Row sim_sequential(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices) {
+  return {"1 sequential model parallelism",
+          simulate_sequential(jobs, devices, sim_options()).makespan,
+          "each job alone on all devices"};
+}
+
+// GPipe: the jobs one at a time, each multi-shard job's batches in m micro-batches (a job of one
+// shard has no pipeline to fill).
+Row sim_gpipe(std::vector<SimJob> jobs, const std::vector<SimDevice>& devices, int m) {
+  for (SimJob& j : jobs)
+    if (j.shards.size() > 1) j.micro_batches = m;
+  return {"2 GPipe, m = " + std::to_string(m),
+          simulate_sequential(jobs, devices, sim_options()).makespan,
+          "each job alone, multi-shard jobs in " + std::to_string(m) + " micro-batches"};
+}
+
+// One model per device, longest first (device_affinity; a model of several shards spills them
+// through its one device).
+Row sim_task_parallel(std::vector<SimJob> jobs, const std::vector<SimDevice>& devices) {
+  std::vector<double> work;
+  int spilled = 0;
+  for (const SimJob& j : jobs) {
+    work.push_back(job_bounds(j, devices.front(), sim_options()).chain);
+    spilled += j.shards.size() > 1 ? 1 : 0;
+  }
+  const std::vector<int> device = longest_first(work, static_cast<int>(devices.size()));
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    jobs[i].device_affinity = device[i];
+  return {"3 task parallelism", simulate(jobs, devices, sim_options()).makespan,
+          "pinned longest first; " + std::to_string(spilled) + " multi-shard models spill"};
+}
+
+// The planner (runtime/planner): per job shards, replicas, micro-batches and device affinity,
+// chosen by simulating Sharded-LRTF plans.
+Row sim_planner(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
+                double& plan_bound) {
+  PlannerOptions po;
+  po.sim = sim_options();
+  std::vector<PlanJob> pj;
+  for (const SimJob& j : jobs) {
+    PlanJob p;
+    p.job = j;
+    p.options.push_back({j.shards, {}, {}});
+    p.batch_size = 128;
+    pj.push_back(std::move(p));
+  }
+  const Plan p = plan(pj, devices, po);
+  plan_bound = p.lower_bound;
+  int replicated = 0, piped = 0, pinned = 0;
+  for (const JobStrategy& s : p.strategies) {
+    replicated += s.replicas > 1 ? 1 : 0;
+    piped += s.micro_batches > 1 ? 1 : 0;
+    pinned += s.device_affinity >= 0 ? 1 : 0;
+  }
+  char note[160];
+  std::snprintf(note, sizeof note,
+                "%d replicated, %d micro-batched, %d pinned; %d simulations in %.1f s", replicated,
+                piped, pinned, p.evaluations, p.search_seconds);
+  return {"5 planner's choice", p.makespan, note};
+}
+
+void sim_comparison(bool quick, int micro_batches) {
+  struct Case {
+    int devices, jobs;
+  };
+  std::vector<Case> cases = {{8, 12}, {8, 100}, {64, 100}, {64, 500}, {512, 1000}};
+  if (quick) cases = {{8, 12}, {64, 100}};
+  std::printf(
+      "Simulator at scale: GPU-like synthetic costs (1 to 8 shards, 0.5 to 8 ms "
+      "forwards, 20 to 200 steps, 25 GB/s links, 50 us per-task overhead)\n");
+  for (const Case& c : cases) {
+    const auto t0 = Clock::now();
+    const std::vector<SimJob> jobs = mixed_jobs(c.jobs, 23);
+    const std::vector<SimDevice> devices = gpu_devices(c.devices);
+    const double bound = makespan_lower_bound(jobs, devices, sim_options());
+    SimOptions lo = sim_options();
+    lo.policy = "lrtf";
+    const Row lrtf{"4 Sharded-LRTF (Hydra)", simulate(jobs, devices, lo).makespan,
+                   "all jobs at once"};
+    double plan_bound = 0;
+    const Row planned = sim_planner(jobs, devices, plan_bound);
+    std::vector<Row> rows = {sim_sequential(jobs, devices), sim_gpipe(jobs, devices, micro_batches),
+                             sim_task_parallel(jobs, devices), lrtf, planned};
+    std::printf(
+        "\n%d devices, %d jobs: lower bound %.2f s = max(work / devices, longest job) with "
+        "every job's default strategy; %.2f s over every strategy the planner may choose "
+        "(planner's choice / that bound: %.3f)\n",
+        c.devices, c.jobs, bound, plan_bound, *planned.makespan / plan_bound);
+    print_header();
+    for (const Row& r : rows)
+      print_row(r, *lrtf.makespan, bound);
+    std::printf("(simulated in %.1f s)\n",
+                std::chrono::duration<double>(Clock::now() - t0).count());
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bool quick = false, real = true, sim = true;
+    std::int64_t m = 4;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--quick") {
+        quick = true;
+      } else if (a == "--real-only") {
+        sim = false;
+      } else if (a == "--sim-only") {
+        real = false;
+      } else if (a == "--micro-batches" && i + 1 < argc) {
+        m = std::stoll(argv[++i]);
+        check(m >= 1, "--micro-batches must be at least 1, got " + std::to_string(m));
+      } else {
+        throw Error("unknown argument " + a +
+                    " (allowed: --quick, --real-only, --sim-only, --micro-batches M)");
+      }
+    }
+    if (real) real_comparison(real_setup(quick, m));
+    if (sim) sim_comparison(quick, static_cast<int>(m));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "baselines: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
