@@ -1,6 +1,7 @@
 #include "actors/job_actor.hpp"
 
 #include "actors/optimizer_actor.hpp"
+#include "actors/replica_set.hpp"
 #include "actors/shard_actor.hpp"
 #include "kernels/model_spec.hpp"
 #include "kernels/optim/adamw.hpp"
@@ -29,6 +30,28 @@ void check_matches_spec(const JobSpec& spec, const Model& model) {
                   "' does not describe the model make_model builds");
 }
 
+// The parallel strategy fields (JobSpec): values the runtime can run.
+void check_strategy(const JobSpec& spec) {
+  const std::string job = "job " + spec.name + ": ";
+  check(spec.replicas >= 1, job + "replicas must be at least 1 (got 0)");
+  check(spec.micro_batches >= 1,
+        job + "micro_batches must be at least 1 (got " + std::to_string(spec.micro_batches) + ")");
+  check(spec.batch_size % spec.micro_batches == 0,
+        job + "batch_size " + std::to_string(spec.batch_size) +
+            " is not divisible by micro_batches " + std::to_string(spec.micro_batches));
+  const auto replicas = static_cast<std::int64_t>(spec.replicas);
+  check(spec.batch_size % replicas == 0, job + "batch_size " + std::to_string(spec.batch_size) +
+                                             " is not divisible by replicas " +
+                                             std::to_string(spec.replicas));
+  check(spec.batch_size % (replicas * spec.micro_batches) == 0,
+        job + "batch_size " + std::to_string(spec.batch_size) +
+            " is not divisible by replicas * micro_batches " +
+            std::to_string(replicas * spec.micro_batches));
+  check(
+      !spec.sharded_data_parallel || spec.replicas > 1,
+      job + "sharded_data_parallel needs replicas > 1 (got " + std::to_string(spec.replicas) + ")");
+}
+
 // Everything up to the training program: data, model, partition, shard and optimizer actors.
 void build(caf::event_based_actor* self, JobContext::Parts& p) {
   const JobSpec& spec = p.setup.spec;
@@ -37,12 +60,7 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   check(static_cast<bool>(spec.make_optimizer), "job " + spec.name + " has no make_optimizer");
   check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
   // Strategy and resume fields whose runtime support has not landed yet are refused, not ignored.
-  check(spec.replicas == 1, "job " + spec.name + ": replicas > 1 is not supported yet");
-  check(spec.micro_batches >= 1, "job " + spec.name + ": micro_batches must be at least 1 (got " +
-                                     std::to_string(spec.micro_batches) + ")");
-  check(spec.batch_size % spec.micro_batches == 0,
-        "job " + spec.name + ": batch_size " + std::to_string(spec.batch_size) +
-            " is not divisible by micro_batches " + std::to_string(spec.micro_batches));
+  check_strategy(spec);
   check(spec.device_affinity >= -1 && spec.device_affinity < p.setup.num_devices,
         "job " + spec.name + ": device_affinity " + std::to_string(spec.device_affinity) +
             " is not a device of this run (devices 0.." + std::to_string(p.setup.num_devices - 1) +
@@ -50,8 +68,7 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   check(spec.resume_from.empty(), "job " + spec.name + ": resume_from is not supported yet");
   p.data = p.setup.data->get(spec);
 
-  p.model = std::make_shared<Model>(spec.make_model ? spec.make_model()
-                                                    : make_model_from_spec(spec.model_spec));
+  p.model = std::make_shared<Model>(build_job_model(spec));
   if (spec.make_model && !spec.model_spec.empty()) check_matches_spec(spec, *p.model);
   p.model->init(spec.seed);
   check(p.model->size() > 0, "job " + spec.name + ": the model has no layers");
@@ -76,30 +93,10 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   const std::int64_t batches =
       (p.data.train.size() + spec.batch_size - 1) / spec.batch_size;  // per epoch
   p.total_steps = spec.max_steps > 0 ? spec.max_steps : spec.epochs * batches;
-  for (std::size_t s = 0; s < plan.size(); ++s) {
-    auto st = std::make_shared<ShardState>();
-    st->job = p.setup.index;
-    st->job_name = spec.name;
-    st->shard = static_cast<int>(s);
-    st->num_shards = static_cast<int>(plan.size());
-    st->model = p.model;
-    st->begin = plan[s].begin;
-    st->end = plan[s].end;
-    st->home = home;
-    st->total_steps = p.total_steps;
-    // Micro-batches accumulate gradients in home memory and update separately.
-    st->fused_update = spec.clip_grad_norm <= 0 && spec.micro_batches <= 1;
-    st->device_affinity = spec.device_affinity;
-    st->forward_flops = plan[s].forward_flops;
-    st->model_spec = spec.model_spec;
-    st->stash_slots.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, spec.micro_batches)));
-    p.states.push_back(st);
-    p.shards.push_back(self->spawn(shard_actor, st, p.setup.scheduler));
-  }
-  std::vector<std::weak_ptr<ShardState>> siblings(p.states.begin(), p.states.end());
-  for (const auto& st : p.states)
-    st->siblings = siblings;
-  p.replicas.push_back(Replica{p.model, p.states, p.shards});
+  for (std::size_t r = 0; r < std::max<std::size_t>(1, spec.replicas); ++r)
+    p.replicas.push_back(spawn_replica(self, p, plan, static_cast<int>(r)));
+  p.states = p.replicas[0].states;
+  p.shards = p.replicas[0].shards;
   p.optimizer_config = OptimizerConfig{opt, spec.clip_grad_norm};
   p.optimizer = self->spawn(optimizer_actor, p.optimizer_config);
 }
@@ -153,8 +150,9 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
               r.samples_per_second =
                   r.seconds > 0 ? static_cast<double>(parts->samples) / r.seconds : 0.0;
               ctx->show_progress(job_status_name(r.status));
-              for (auto& a : parts->shards)
-                self->send_exit(a, caf::exit_reason::user_shutdown);
+              for (auto& replica : parts->replicas)
+                for (auto& a : replica.shards)
+                  self->send_exit(a, caf::exit_reason::user_shutdown);
               if (parts->optimizer)
                 self->send_exit(parts->optimizer, caf::exit_reason::user_shutdown);
               rp.deliver(r);

@@ -17,6 +17,7 @@
 #include "actors/shard_state.hpp"
 #include "actors/training_program.hpp"
 #include "runtime/progress_display.hpp"
+#include "runtime/trace.hpp"
 
 namespace hydra::actors {
 
@@ -30,6 +31,7 @@ struct JobSetup {
   int num_devices = 0;                        // devices in the run (device_affinity's range)
   std::string out_dir;                        // "": no checkpoints
   std::shared_ptr<ProgressDisplay> progress;  // null: no live display
+  std::shared_ptr<Trace> trace;               // the run's trace (collectives of replicas)
 };
 
 // One copy of the job's model cut into shards, with one shard actor per shard.

@@ -8,6 +8,7 @@
 
 #include "actors/coroutine.hpp"
 #include "kernels/model.hpp"
+#include "kernels/model_spec.hpp"
 #include "kernels/optim/optimizer.hpp"
 #include "runtime/data/dataset.hpp"
 
@@ -74,5 +75,13 @@ struct JobSpec {
   // Called at the end of a successful job with the trained model (parameters in home memory).
   std::function<void(Model&)> on_finish;
 };
+
+// The job's model: make_model() when set, else built from model_spec (hydra::Error when neither
+// is given or the spec is malformed).
+inline Model build_job_model(const JobSpec& spec) {
+  if (spec.make_model) return spec.make_model();
+  check(!spec.model_spec.empty(), "job " + spec.name + " has no make_model and no model_spec");
+  return make_model_from_spec(spec.model_spec);
+}
 
 }  // namespace hydra

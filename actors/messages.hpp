@@ -54,6 +54,9 @@ struct ShardTask {
   // Training forward of the last shard: d(loss)/d(logits) is multiplied by this (the micro-batch's
   // share of the batch mean when parts are uneven; exactly 1 for equal parts).
   double loss_weight = 1.0;
+  // Update: run over the shard's owned parameter slices (ShardState::owned_slices, sharded data
+  // parallelism) instead of its whole parameters.
+  bool owned_slices = false;
   // --- result
   Tensor output;  // forward: activations (home memory); backward: d(input) (home memory)
   double loss = std::numeric_limits<double>::quiet_NaN();

@@ -70,11 +70,12 @@ Task<void> backward_one(JobContext& job, int replica, int shard, std::int64_t mi
   f->squares[static_cast<std::size_t>(shard)] = done->grad_squares;
 }
 
-Task<void> update_one(JobContext& job, int replica, int shard, double scale) {
+Task<void> update_one(JobContext& job, int replica, int shard, double scale, bool owned_slices) {
   auto t = std::make_shared<ShardTask>();
   t->kind = TaskKind::update;
   t->optimizer = job.parts().optimizer_config.optimizer;
   t->grad_scale = scale;
+  t->owned_slices = owned_slices;
   co_await job.run_on(replica, shard, t);
 }
 
@@ -130,11 +131,11 @@ Task<PipelinePass> pipeline_pass(JobContext& job, int replica, Tensor inputs, Te
   co_return out;
 }
 
-Task<void> update_all(JobContext& job, std::vector<int> replicas, double scale) {
+Task<void> update_all(JobContext& job, std::vector<int> replicas, double scale, bool owned_slices) {
   std::vector<Task<void>> updates;
   for (int r : replicas)
     for (int s = 0; s < job.num_shards(); ++s)
-      updates.push_back(update_one(job, r, s, scale));
+      updates.push_back(update_one(job, r, s, scale, owned_slices));
   co_await when_all(job.self(), std::move(updates));
 }
 
@@ -153,7 +154,7 @@ Task<double> pipeline_step(JobContext& job, const Batch& batch) {
         co_await request<double>(job.self(), p.optimizer, clip_atom::value, squares);
     scale *= clip;
   }
-  co_await update_all(job, std::vector<int>(1, 0), scale);
+  co_await update_all(job, std::vector<int>(1, 0), scale, false);
   co_return pass.loss_sum / static_cast<double>(std::max<std::int64_t>(1, pass.samples));
 }
 

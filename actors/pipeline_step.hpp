@@ -44,8 +44,9 @@ Task<PipelinePass> pipeline_pass(JobContext& job, int replica, Tensor inputs, Te
                                  std::int64_t micro_batches, std::int64_t weight_num,
                                  std::int64_t weight_den);
 
-// Update tasks (grad_scale `scale`) of every shard of every replica in `replicas`, run at once.
-Task<void> update_all(JobContext& job, std::vector<int> replicas, double scale);
+// Update tasks (grad_scale `scale`) of every shard of every replica in `replicas`, run at once;
+// with `owned_slices` over each replica's owned parameter slices (sharded data parallelism).
+Task<void> update_all(JobContext& job, std::vector<int> replicas, double scale, bool owned_slices);
 
 // One training step of a job with micro_batches > 1 and one replica; returns the batch's mean
 // loss.

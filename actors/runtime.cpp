@@ -214,6 +214,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.num_devices = next_index;  // local and remote
       setup.out_dir = options.out_dir;
       setup.progress = progress;
+      setup.trace = trace;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
     }
     report.jobs.resize(jobs.size());

@@ -339,6 +339,7 @@ struct SchedulerState {
         rt.kind = w.task->kind;
         rt.ready_seq = w.ready_seq;
         rt.last_device = w.task->state->last_device;
+        rt.device_affinity = w.task->state->device_affinity;
         ready.insert(ready.begin(), rt);
       }
     }

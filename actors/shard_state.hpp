@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/layer.hpp"
@@ -38,6 +39,12 @@ struct ShardState {
   std::int64_t total_steps = 0;  // training steps the job plans (for remaining-time estimates)
   bool fused_update = true;      // the job's updates run inside its backward tasks
   double forward_flops = 0;      // of one training minibatch (initial time estimates)
+  // Sharded data parallelism (JobSpec::sharded_data_parallel): the slices of this shard's
+  // parameters whose update this replica runs (update tasks with ShardTask::owned_slices): value
+  // and grad are views into the home tensors, the optimizer state is this replica's own. owned_at
+  // gives each slice's parameter (index into parameters()) and first element.
+  std::vector<Parameter> owned_slices;
+  std::vector<std::pair<std::size_t, std::int64_t>> owned_at;
   // All shards of the job by index (this one included), so the scheduler can name the job's next
   // shard in a prefetch hint.
   std::vector<std::weak_ptr<ShardState>> siblings;

@@ -102,6 +102,15 @@ bool starts_with_loss_error(const std::string& what, const char* tail) {
 
 namespace {
 
+// The parameters a task works on: the shard's, or for a sharded update its owned slices.
+std::vector<Parameter*> task_parameters(const ShardTask& task) {
+  if (!task.owned_slices) return task.state->parameters();
+  std::vector<Parameter*> out;
+  for (Parameter& p : task.state->owned_slices)
+    out.push_back(&p);
+  return out;
+}
+
 bool needs_optimizer_state(const ShardTask& task) {
   return task.kind == TaskKind::update || (task.kind == TaskKind::backward && task.fuse_update);
 }
@@ -127,7 +136,7 @@ std::unique_ptr<LoadedShard> prefetch_shard(const ShardTask& hint, Device device
   if (!lock.owns_lock()) return nullptr;
   auto l = std::make_unique<LoadedShard>();
   l->device = device;
-  l->params = st.parameters();
+  l->params = task_parameters(hint);
   l->prefetched = true;
   load_values_and_state(hint, *l, copy);
   l->ready = std::make_unique<Event>(device);
@@ -140,12 +149,12 @@ std::unique_ptr<LoadedShard> load_shard(const ShardTask& task, Device device, St
                                         std::unique_ptr<LoadedShard> prefetched) {
   const ShardState& st = *task.state;
   std::unique_ptr<LoadedShard> l;
-  if (prefetched && prefetched->device == device && prefetched->params == st.parameters()) {
+  if (prefetched && prefetched->device == device && prefetched->params == task_parameters(task)) {
     l = std::move(prefetched);
   } else {
     l = std::make_unique<LoadedShard>();
     l->device = device;
-    l->params = st.parameters();
+    l->params = task_parameters(task);
     load_values_and_state(task, *l, copy);
   }
   const bool backward = task.kind == TaskKind::backward;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "actors/checkpoint.hpp"
+#include "actors/data_parallel_step.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/pipeline_step.hpp"
 
@@ -110,7 +111,9 @@ Task<TaskPtr> JobContext::update(int shard, double grad_scale) {
 
 Task<double> JobContext::train_step(const Batch& batch) {
   double loss = 0;
-  if (spec().micro_batches > 1)
+  if (spec().replicas > 1)
+    loss = co_await data_parallel_step(*this, batch);
+  else if (spec().micro_batches > 1)
     loss = co_await pipeline_step(*this, batch);
   else
     loss = co_await sequential_step(batch);

@@ -123,9 +123,10 @@ int main(int argc, char** argv) {
     const double lb = makespan_lower_bound(jobs, devices, po.sim);
     std::printf(
         "%8d %6d %8s %10s %12.2f %12.2f %8.3f %10s %8.2f   (default %.2f s; %d replicated, "
-        "%d micro-batched, %d pinned; plan bound %.2f s; %d simulations)\n",
+        "%d micro-batched, %d pinned; plan bound %.2f s; %d simulations, scoring %.2f s)\n",
         c.devices, c.jobs, "planned", "-", p.makespan, lb, p.makespan / lb, "-", p.search_seconds,
-        p.default_makespan, replicated, piped, pinned, p.lower_bound, p.evaluations);
+        p.default_makespan, replicated, piped, pinned, p.lower_bound, p.evaluations,
+        p.scoring_seconds);
     std::fflush(stdout);
   }
   return 0;

@@ -3,6 +3,7 @@
 //   build/examples/hydra run examples/sweeps/fashion_mnist.json        # -> runs/fashion_mnist/
 //   build/examples/hydra run examples/sweeps/fashion_mnist.json --quick --out runs/fm-smoke
 //   build/examples/hydra resume runs/fashion_mnist                     # after an interruption
+//   build/examples/hydra explain examples/sweeps/fashion_mnist.json    # the plan, no training
 //   build/examples/hydra help
 //
 // Subcommands live in the table kCommands below: a new one (e.g. `node` for the multi-node
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/plan.hpp"
 #include "actors/sweep_runner.hpp"
 #include "examples/example_cli.hpp"
 #include "examples/node_cli.hpp"
@@ -181,6 +183,30 @@ int cmd_run(int argc, char** argv) {
   return report(r, examples::seconds_since(t0));
 }
 
+int cmd_explain(int argc, char** argv) {
+  const std::string file = positional(argc, argv, "a sweep file: hydra explain FILE [flags]");
+  bool quick = false;
+  examples::Flags f("hydra explain FILE",
+                    "Plans the sweep's configurations on its devices without training them: "
+                    "each model cut,\nits shard tasks measured once, and per job the strategy "
+                    "(shards, replicas, micro-batches,\ndevice), predicted time and memory per "
+                    "device, beside the lower bound.");
+  f.add_switch("--quick", &quick, "plan the smoke run of `hydra run --quick`");
+  if (file.empty() || !parse_flags(f, argc, argv)) {
+    if (file.empty()) std::fputs(f.usage().c_str(), stdout);
+    return 0;
+  }
+  const SweepPlan sp = plan_sweep(sweep::parse_sweep_file(file), quick);
+  RuntimeOptions ro;
+  ro.devices = sweep_devices(sp.file);
+  ro.policy = sp.file.policy;
+  ro.policy_seed = sp.file.seed;
+  std::printf("Sweep %s: %s\n", sp.file.name.c_str(), sp.data_summary.c_str());
+  CostModel costs;
+  std::fputs(explain(plan_run(sp.jobs, ro, costs)).c_str(), stdout);
+  return 0;
+}
+
 int cmd_resume(int argc, char** argv) {
   const std::string dir = positional(argc, argv, "a sweep directory: hydra resume DIR [flags]");
   bool no_progress = false;
@@ -215,6 +241,9 @@ struct Command {
 const Command kCommands[] = {
     {"run", "run FILE [--out DIR] [--quick] [--no-progress] [--dry-run] [--nodes HOST:PORT,...]",
      "train the sweep in a sweep file (examples/sweeps/*.json)", cmd_run},
+    {"explain", "explain FILE [--quick]",
+     "print the planned strategy, predicted time and memory per job, without training",
+     cmd_explain},
     {"resume", "resume DIR [--no-progress] [--nodes ...]",
      "continue an interrupted sweep in its directory", cmd_resume},
     {"node", "node [--listen HOST:PORT] [--secret-file PATH] [--devices N]",

@@ -103,8 +103,9 @@ class Search {
     for (std::size_t j = 0; j < n; ++j)
       base[j] = default_strategy(j);
     const double d = static_cast<double>(devices_.size());
-    // Default work and chains: only jobs whose chain exceeds the work bound can gain from a
-    // strategy that shortens it (at the price of more work).
+    // Default work and chains. Jobs in order of their default chain get candidates until a
+    // job's chain is below 0.7 x the floor (total work / devices, or a longer job's shortest
+    // chain): it and the shorter ones cannot bound the makespan, so they keep the default.
     std::vector<JobBounds> def(n);
     double work = 0, longest = 0;
     for (std::size_t j = 0; j < n; ++j) {
@@ -112,11 +113,16 @@ class Search {
       work += def[j].work;
       longest = std::max(longest, def[j].chain);
     }
+    std::vector<std::size_t> by_chain(n);
+    std::iota(by_chain.begin(), by_chain.end(), std::size_t{0});
+    std::sort(by_chain.begin(), by_chain.end(),
+              [&](std::size_t a, std::size_t b) { return def[a].chain > def[b].chain; });
     cands_.resize(n);
     double min_work = 0, min_chain = 0;
-    for (std::size_t j = 0; j < n; ++j) {
-      if (def[j].chain > work / d || jobs_[j].options.size() > 1)
-        cands_[j] = candidates(jobs_[j], devices_, o_);
+    bool scoring = true;
+    for (std::size_t j : by_chain) {
+      scoring = scoring && def[j].chain >= 0.7 * std::max(work / d, min_chain);
+      if (scoring || jobs_[j].options.size() > 1) cands_[j] = candidates(jobs_[j], devices_, o_);
       if (cands_[j].empty()) cands_[j].push_back({base[j], def[j]});
       double w = def[j].work, c = def[j].chain;
       for (const Candidate& k : cands_[j]) {
@@ -127,6 +133,7 @@ class Search {
       min_chain = std::max(min_chain, c);
     }
     lower_bound_ = std::max(min_work / d, min_chain);
+    const double scoring_seconds = seconds_since(t0_);
 
     Plan best = evaluate(base);
     best.default_makespan = best.makespan;
@@ -142,9 +149,12 @@ class Search {
     };
 
     // 1. Targets: every job gets its least-work strategy whose chain fits under the target;
-    //    the analytic bound max(target, work / devices) picks the targets worth simulating.
+    //    the estimate max(slow x longest chain, work / devices) picks the targets worth
+    //    simulating, slow being how much longer than its chain the default plan ran (a chain's
+    //    tasks wait for devices busy with other jobs' tasks).
+    const double slow = std::max(1.0, best.makespan / std::max(longest, 1e-30));
     std::vector<double> targets;
-    for (double t = longest; t > lower_bound_ * 0.999 && targets.size() < 200; t *= 0.97)
+    for (double t = longest; t > min_chain * 0.999 && targets.size() < 200; t *= 0.97)
       targets.push_back(t);
     std::vector<std::pair<double, double>> scored;  // (analytic bound, target)
     for (double t : targets) {
@@ -154,7 +164,7 @@ class Search {
         w += k.bounds.work;
         c = std::max(c, k.bounds.chain);
       }
-      scored.emplace_back(std::max({t, c, w / d}), t);
+      scored.emplace_back(std::max(slow * c, 1.02 * w / d), t);
     }
     std::sort(scored.begin(), scored.end());
     std::vector<double> tried;
@@ -190,7 +200,7 @@ class Search {
       std::sort(moves.begin(), moves.end(), [](const Candidate* a, const Candidate* b) {
         return a->bounds.work < b->bounds.work;
       });
-      for (std::size_t m = 0; m < std::min<std::size_t>(2, moves.size()); ++m) {
+      for (std::size_t m = 0; m < std::min<std::size_t>(4, moves.size()); ++m) {
         std::vector<JobStrategy> s = best.strategies;
         s[cj] = moves[m]->strategy;
         if (consider(s)) {
@@ -225,6 +235,7 @@ class Search {
     }
     best.lower_bound = lower_bound_;
     best.evaluations = evaluations_;
+    best.scoring_seconds = scoring_seconds;
     best.search_seconds = seconds_since(t0_);
     return best;
   }

@@ -11,14 +11,15 @@
 // Search (bounded: PlannerOptions::max_evaluations whole-plan simulations, time_limit_seconds):
 //   0. every job's candidates: shard options x replicas 1, 2, 4, .. (plain or sharded) x
 //      micro-batches 1, 2, 4, .. (with 2+ shards), each shard within half a device's memory,
-//      scored without simulating by job_bounds (device work and critical path); only jobs whose
-//      default chain exceeds total work / devices (or with several shard options) get more than
-//      the default. The least work and shortest chain give Plan::lower_bound.
+//      scored without simulating by job_bounds (device work and critical path); jobs are taken
+//      longest chain first, and once a job's chain is below 0.7 x max(total work / devices, the
+//      longest shortest-chain so far) it and the rest keep the default (unless they have several
+//      shard options). The least work and shortest chains give Plan::lower_bound;
 //   1. the default strategies (the first fitting shard option, nothing else) are simulated;
 //   2. targets T (from the longest chain down by 3%): each job takes its least-work candidate
 //      with a chain within T; the T with the smallest max(T, work / devices) are simulated;
 //   3. local improvement: the job that ends last takes a candidate with a shorter chain (least
-//      work first), kept if the simulated makespan drops;
+//      work first, up to 4 tried), kept if the simulated makespan drops;
 //   4. when jobs are at least as many as devices and each fits a device whole: one model per
 //      device (longest job first onto the least loaded device), kept if faster.
 // The best simulated plan wins, so it is never slower than the default strategies.
@@ -62,7 +63,7 @@ struct PlannerOptions {
   int max_replicas = 16;          // also at most the number of devices
   int max_micro_batches = 8;
   int max_evaluations = 40;  // whole-plan simulations
-  double time_limit_seconds = 30;
+  double time_limit_seconds = 20;
   bool pin_jobs = true;  // consider one model per device when jobs >= devices
 };
 
@@ -78,7 +79,8 @@ struct Plan {
   double lower_bound = 0;
   double default_makespan = 0;  // the default strategies (plain Sharded-LRTF)
   int evaluations = 0;          // whole-plan simulations run
-  double search_seconds = 0;
+  double search_seconds = 0;    // all of it
+  double scoring_seconds = 0;   // of which scoring the candidates (step 0)
 };
 
 // Memory a job with strategy `s` may hold on one device at once: its two largest shards (a

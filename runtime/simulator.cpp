@@ -151,48 +151,65 @@ class GraphBuilder {
   std::vector<int> last_;
 };
 
-double ring_seconds(const LinkCost& link, std::size_t bytes, int replicas, double factor) {
+// A host collective over the replicas' home copies of `bytes`: latency + `copies` x bytes /
+// bandwidth (the bytes the host reads and writes).
+double host_collective(const LinkCost& link, std::size_t bytes, int replicas, double copies) {
   if (replicas <= 1 || bytes == 0) return 0.0;
-  return link.latency +
-         factor * (replicas - 1) / replicas * static_cast<double>(bytes) / link.bandwidth;
+  return link.latency + copies * static_cast<double>(bytes) / link.bandwidth;
 }
 
-// One training step of a job with replicas and/or micro-batches.
+// One training step of a job with replicas and/or micro-batches, as actors/pipeline_step runs
+// it: per replica, forward micro-batch i of shard s in wave i + s, every task of a wave after the
+// whole previous wave (GPipe's clock); backward from the last shard, micro-batch m-1 first, in
+// the same wave pattern after the last forward; then (after the all-reduce) every shard's update
+// tasks at once, once every backward of the step finished.
 Graph train_graph(const SimJob& job, const LinkCost& link) {
   const int S = static_cast<int>(job.shards.size());
   const int R = std::max(1, job.replicas), M = std::max(1, job.micro_batches);
   const bool sharded = job.sharded_data_parallel && R > 1;
   GraphBuilder b(R * S);
-  std::vector<int> fwd(static_cast<std::size_t>(R * M * S), -1), bwd = fwd;
-  const auto at = [&](int r, int i, int s) {
-    return static_cast<std::size_t>((r * M + i) * S + s);
-  };
   TaskShape shape;
   shape.batch = 1.0 / (R * M);
   shape.fused = false;
+  std::vector<int> last_backward;  // the last wave of every replica
   for (int r = 0; r < R; ++r) {
-    for (int i = 0; i < M; ++i)
+    std::vector<int> prev_wave;
+    const auto wave = [&](TaskKind kind, int k) {
+      std::vector<int> ids;
       for (int s = 0; s < S; ++s) {
+        // Forward wave k: (s, i = k - s); backward wave k: (s, i = M - 1 - (k - (S - 1 - s))).
+        const int i = kind == TaskKind::forward ? k - s : M - 1 - (k - (S - 1 - s));
+        if (i < 0 || i >= M) continue;
         Node n;
         n.lane = r * S + s;
         n.shard = s;
-        n.kind = TaskKind::forward;
+        n.kind = kind;
         n.shape = shape;
-        fwd[at(r, i, s)] = b.add(n, {s > 0 ? fwd[at(r, i, s - 1)] : -1});
+        n.shape.accumulate = kind == TaskKind::backward && i < M - 1;
+        const int id = b.add(n);
+        for (int p : prev_wave)
+          b.edge(p, id);
+        ids.push_back(id);
       }
-    for (int i = M - 1; i >= 0; --i)
-      for (int s = S - 1; s >= 0; --s) {
-        Node n;
-        n.lane = r * S + s;
-        n.shard = s;
-        n.kind = TaskKind::backward;
-        n.shape = shape;
-        n.shape.accumulate = i < M - 1;
-        bwd[at(r, i, s)] = b.add(n, {s + 1 < S ? bwd[at(r, i, s + 1)] : fwd[at(r, i, s)]});
-      }
+      prev_wave = ids;
+    };
+    for (int k = 0; k < M + S - 1; ++k)
+      wave(TaskKind::forward, k);
+    for (int k = 0; k < M + S - 1; ++k)
+      wave(TaskKind::backward, k);
+    last_backward.insert(last_backward.end(), prev_wave.begin(), prev_wave.end());
   }
+  double reduce = 0,
+         gather = 0;  // host all-reduce (or reduce-scatter) and all-gather, shard by shard
   for (int s = 0; s < S; ++s) {
     const std::size_t bytes = job.shards[static_cast<std::size_t>(s)].value_bytes;
+    // All-reduce: read every replica's gradients, write the mean into every replica (2R copies);
+    // sharded: write each replica only its 1/R part (R + 1), and gather the updated values into
+    // every replica after the update (R).
+    reduce += host_collective(link, bytes, R, sharded ? R + 1.0 : 2.0 * R);
+    if (sharded) gather += host_collective(link, bytes, R, R);
+  }
+  for (int s = 0; s < S; ++s)
     for (int u = 0; u < R; ++u) {
       Node n;
       n.lane = u * S + s;
@@ -200,13 +217,12 @@ Graph train_graph(const SimJob& job, const LinkCost& link) {
       n.kind = TaskKind::update;
       n.shape.fused = false;
       n.shape.params = sharded ? 1.0 / R : 1.0;
-      n.delay = ring_seconds(link, bytes, R, sharded ? 1.0 : 2.0);
+      n.delay = reduce;
       const int id = b.add(n);
-      for (int r = 0; r < R; ++r)
-        if (r != u) b.edge(bwd[at(r, 0, s)], id);
+      for (int p : last_backward)
+        b.edge(p, id);
     }
-    if (sharded) b.g.end_delay += ring_seconds(link, bytes, R, 1.0);
-  }
+  b.g.end_delay = gather;
   return std::move(b.g);
 }
 

@@ -29,17 +29,18 @@
 //     compute runs max(1, n / cpu_cores) times longer (virtual CPU devices on a small machine).
 // Parallel strategies per job (the JobSpec fields of the same names; see README "Planning"):
 //   * replicas R > 1 (data parallelism): each step, R copies of the job's shard chain run on 1/R
-//     of the batch each, concurrently on whichever devices are free; the gradients of shard s are
-//     all-reduced on the host once every replica's backward of s finished (a delay, no device:
-//     link latency + 2 (R-1)/R x gradient bytes / link bandwidth of device 0, ring all-reduce),
-//     then R update tasks of shard s run: each the full shard (every replica applies the same
-//     update), or with sharded_data_parallel 1/R of its parameters and optimizer state each
-//     (reduce-scatter before: latency + (R-1)/R x bytes / bandwidth; all-gather of the values
-//     after, the same, summed over shards, before the next step);
-//   * micro_batches m > 1 (GPipe): micro-batch i's forward of shard s follows micro-batch i's
-//     forward of shard s-1 and micro-batch i-1's of shard s (a shard runs one task at a time);
-//     backward in reverse order (micro-batch m-1 first, shard S-1 first), gradients accumulated
-//     (a later micro-batch's backward loads the gradients so far), then one update per shard;
+//     of the batch each, concurrently on whichever devices are free; once every replica's
+//     backward finished, the gradients are all-reduced on the host as actors/replica_set does
+//     (a delay, no device: per shard link latency + 2R x gradient bytes / link bandwidth of
+//     device 0, the host reading every replica's gradients and writing the mean into each,
+//     summed over the shards), then R update tasks per shard run at once: each the full shard
+//     (every replica applies the same update), or with sharded_data_parallel 1/R of its
+//     parameters and optimizer state each ((R+1) x bytes before: each replica gets its part;
+//     R x bytes after: the updated values gathered into every replica, before the next step);
+//   * micro_batches m > 1 (GPipe, as actors/pipeline_step): forward micro-batch i of shard s in
+//     wave i + s, each wave after the whole previous one; backward in the same wave pattern from
+//     the last shard, micro-batch m-1 first, gradients accumulated (every backward but the
+//     first of a shard loads the gradients so far); then one update per shard, all at once;
 //   * with replicas or micro-batches the update is a separate task (not fused into backward),
 //     and the next step starts when every task of the step ended (one train_step at a time);
 //     evaluation passes stay one chain of full-batch eval forwards;

@@ -152,10 +152,10 @@ DataSplits synthetic_data(std::int64_t n, std::int64_t features, std::uint64_t s
 
 using Params = std::map<std::string, std::vector<std::vector<float>>>;
 
-// Three small jobs cut into two shards each (so shard state and activations cross the link).
+// Four small jobs cut into two shards each (so shard state and activations cross the link).
 std::vector<JobSpec> cluster_jobs(Params& out, std::mutex& mu, std::int64_t steps = 24) {
   std::vector<JobSpec> jobs;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 4; ++i) {
     JobSpec j;
     j.name = "j" + std::to_string(i);
     j.model_spec = "mlp 16 32,32 2";
@@ -168,9 +168,11 @@ std::vector<JobSpec> cluster_jobs(Params& out, std::mutex& mu, std::int64_t step
     j.seed = static_cast<std::uint64_t>(i + 1);
     j.eval_every = 8;
     // Every kind of remote task: fused backward (j0), clipping with separate update tasks (j1),
-    // micro-batches accumulating gradients (j2).
+    // micro-batches accumulating gradients (j2), sharded data-parallel updates of two replicas
+    // over owned parameter slices (j3).
     if (i == 1) j.clip_grad_norm = 0.5;
     if (i == 2) j.micro_batches = 2;
+    if (i == 3) j.replicas = 2, j.sharded_data_parallel = true;
     j.on_finish = [&out, &mu, name = j.name](Model& m) {
       std::vector<std::vector<float>> v;
       for (Parameter* p : m.parameters())
@@ -324,7 +326,7 @@ TEST_CASE("cluster: a wrong secret is refused and the node keeps serving") {
   CHECK(node.log_contains("wrong shared secret"));
   Params good;
   run_jobs(good, cluster_options({node.address()}, false), 4);
-  CHECK(good.size() == 3);
+  CHECK(good.size() == 4);
 }
 
 TEST_CASE("cluster: garbage bytes and forged messages are refused and the node keeps serving") {
@@ -401,7 +403,7 @@ TEST_CASE("cluster: garbage bytes and forged messages are refused and the node k
 
   Params good;
   RunReport r = run_jobs(good, cluster_options({node.address()}, false), 4);
-  CHECK(good.size() == 3);
+  CHECK(good.size() == 4);
   CHECK(r.links.at(0).tasks > 0);
 }
 

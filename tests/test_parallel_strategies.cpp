@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "actors/hydra.hpp"
+#include "actors/job_actor.hpp"
+#include "actors/replica_set.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
@@ -120,6 +122,23 @@ Outcome run_alone(JobSpec j) {
   return {r.jobs[0], r.trace, *params};
 }
 
+// What a data-parallel job's replicas look like after training (checked by its program).
+struct ReplicaProbe {
+  bool identical = false;
+  std::vector<std::size_t> state_bytes;  // optimizer state per replica
+};
+actors::Task<void> probed_program(actors::JobContext& job, std::shared_ptr<ReplicaProbe> probe) {
+  co_await actors::default_training_program(job);
+  probe->identical = actors::replicas_identical(job.parts());
+  for (int r = 0; r < static_cast<int>(job.parts().replicas.size()); ++r)
+    probe->state_bytes.push_back(actors::optimizer_state_bytes(job.parts(), r));
+}
+std::shared_ptr<ReplicaProbe> probe(JobSpec& j) {
+  auto p = std::make_shared<ReplicaProbe>();
+  j.program = [p](actors::JobContext& job) { return probed_program(job, p); };
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE("actors: device affinity runs every task of a job on its device") {
@@ -189,4 +208,85 @@ TEST_CASE("actors: a batch size not divisible by micro_batches fails with both n
         std::string::npos);
   CHECK(out[1].status == JobStatus::failed);
   CHECK(out[1].error.find("micro_batches must be at least 1 (got 0)") != std::string::npos);
+}
+
+TEST_CASE("actors: a batch size not divisible by replicas fails with both numbers") {
+  JobSpec r = job("bad-replicas", 1), both = job("bad-both", 1);
+  r.replicas = 5;
+  both.replicas = 4;
+  both.micro_batches = 4;
+  std::vector<JobResult> out = train({r, both}, cpu_devices(2));
+  CHECK(out[0].status == JobStatus::failed);
+  CHECK(out[0].error.find("batch_size 24 is not divisible by replicas 5") != std::string::npos);
+  CHECK(out[1].status == JobStatus::failed);
+  CHECK(out[1].error.find("batch_size 24 is not divisible by replicas * micro_batches 16") !=
+        std::string::npos);
+}
+
+TEST_CASE("actors: data-parallel replicas train like one model and stay bitwise identical") {
+  for (bool adamw : {false, true}) {
+    JobSpec base = job("dp", 2, adamw, 128);
+    base.max_steps = 13;  // the last step is a partial batch of 12
+    JobSpec dp = base;
+    dp.replicas = 2;
+    auto p = probe(dp);
+    const Outcome a = run_alone(base), b = run_alone(dp);
+    INFO("adamw " << adamw);
+    CHECK(max_diff(a.params, b.params) < 2e-5);
+    CHECK(p->identical);
+    REQUIRE(p->state_bytes.size() == 2);
+    CHECK(p->state_bytes[0] == p->state_bytes[1]);
+    int allreduce = 0;
+    for (const TraceEvent& e : b.trace)
+      if (e.kind == "allreduce" && e.job == "dp" && e.bytes > 0 && e.end >= e.start) ++allreduce;
+    CHECK(allreduce == 13);
+    bool replicas_overlap = false;
+    for (const TraceEvent& x : b.trace)
+      for (const TraceEvent& y : b.trace)
+        if (x.job == "dp" && y.job == "dp/r1" && is_task(x) && is_task(y) && x.device != y.device &&
+            x.start < y.end && y.start < x.end)
+          replicas_overlap = true;
+    CHECK(replicas_overlap);
+  }
+}
+
+TEST_CASE("actors: replicas combine with micro-batches and gradient clipping") {
+  JobSpec base = job("dp-pipe", 2, true, 64);
+  base.clip_grad_norm = 0.5;
+  JobSpec both = base;
+  both.replicas = 2;
+  both.micro_batches = 3;
+  const Outcome a = run_alone(base), b = run_alone(both);
+  CHECK(max_diff(a.params, b.params) < 2e-5);
+}
+
+TEST_CASE("actors: sharded data parallelism matches plain replicas with 1/R optimizer state") {
+  JobSpec plain = job("dp", 2, true, 128);
+  plain.replicas = 2;
+  JobSpec sharded = plain;
+  sharded.sharded_data_parallel = true;
+  auto pp = probe(plain), ps = probe(sharded);
+  const Outcome a = run_alone(plain), b = run_alone(sharded);
+  CHECK(max_diff(a.params, b.params) < 1e-6);
+  CHECK(pp->identical);
+  CHECK(ps->identical);
+  REQUIRE(ps->state_bytes.size() == 2);
+  // Each replica holds the AdamW state (2 slots) of half of every parameter tensor.
+  const std::size_t full = pp->state_bytes[0];
+  CHECK(full > 0);
+  CHECK(ps->state_bytes[0] + ps->state_bytes[1] == full);
+  CHECK(ps->state_bytes[0] <= full / 2 + 64);
+  CHECK(ps->state_bytes[1] <= full / 2 + 64);
+  int allgather = 0;
+  for (const TraceEvent& e : b.trace)
+    if (e.kind == "allgather" && e.bytes > 0) ++allgather;
+  CHECK(allgather == 8);
+}
+
+TEST_CASE("actors: sharded data parallelism without replicas fails with a clear error") {
+  JobSpec s = job("bad-sharded", 1);
+  s.sharded_data_parallel = true;
+  std::vector<JobResult> out = train({s}, cpu_devices(2));
+  CHECK(out[0].status == JobStatus::failed);
+  CHECK(out[0].error.find("sharded_data_parallel needs replicas > 1 (got 1)") != std::string::npos);
 }

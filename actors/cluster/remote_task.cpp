@@ -26,6 +26,16 @@ bool sends_grads(const ShardTask& t) {
   return t.kind == TaskKind::update || (t.kind == TaskKind::backward && t.accumulate_grads);
 }
 
+// The parameters a task works on: the shard's, or for a sharded update its owned slices (as in
+// task_execution.cpp).
+std::vector<Parameter*> task_parameters(const ShardTask& t) {
+  if (!t.owned_slices) return t.state->parameters();
+  std::vector<Parameter*> out;
+  for (Parameter& p : t.state->owned_slices)
+    out.push_back(&p);
+  return out;
+}
+
 bool needs_state(const ShardTask& t) {
   return t.kind == TaskKind::update || (t.kind == TaskKind::backward && t.fuse_update);
 }
@@ -139,12 +149,13 @@ std::string encode_request(const ShardTask& t) {
   w.f64(t.grad_scale);
   w.u8(t.accumulate_grads ? 1 : 0);
   w.f64(t.loss_weight);
+  w.u8(t.owned_slices ? 1 : 0);
   const bool with_opt =
       t.kind == TaskKind::update || (t.kind == TaskKind::backward && t.fuse_update);
   write_optimizer(w, with_opt ? t.optimizer.get() : nullptr);
   auto& shard = const_cast<ShardState&>(st);
   std::lock_guard lock(shard.resident);
-  const std::vector<Parameter*> params = shard.parameters();
+  const std::vector<Parameter*> params = task_parameters(t);
   w.u32(static_cast<std::uint32_t>(params.size()));
   for (const Parameter* p : params) {
     w.tensor(host_copy(p->value));
@@ -193,6 +204,9 @@ std::string run_request(const std::string& request, Device device, Stream& compu
   t.grad_scale = r.f64();
   t.accumulate_grads = r.flag();
   t.loss_weight = r.f64();
+  t.owned_slices = r.flag();
+  if (t.owned_slices && t.kind != TaskKind::update)
+    throw WireError("wire: owned slices outside an update task");
   t.micro_batch = 0;  // the node holds one stash: the one sent with the task
   t.optimizer = read_optimizer(r);
 
@@ -225,11 +239,22 @@ std::string run_request(const std::string& request, Device device, Stream& compu
   st->home = Device::host();
   st->model_spec = spec;
   t.state = st;
-  const std::vector<Parameter*> params = st->parameters();
-  if (r.count(max_count) != params.size())
+  std::vector<Parameter*> params = st->parameters();
+  const std::size_t n_params = r.count(max_count);
+  if (t.owned_slices) {  // sharded update: flat f32 slices, checked against each other below
+    st->owned_slices.resize(n_params);
+    params = task_parameters(t);
+  } else if (n_params != params.size()) {
     throw WireError("wire: parameter count does not match the model's layer range");
+  }
   for (Parameter* p : params) {
     Tensor value = r.tensor();
+    if (t.owned_slices) {
+      if (!value.defined() || value.shape().size() != 1 || value.dtype() != DType::f32)
+        throw WireError("wire: an owned slice must be a flat f32 tensor");
+      p->name = "slice";
+      p->value = value;
+    }
     check_like(value, p->value, "parameter " + p->name);
     p->value = value;
     p->step = r.i64();
@@ -327,7 +352,7 @@ NodeSeconds apply_result(const std::string& result, ShardTask& t) {
   secs.store = r.f64();
   Tensor output = r.tensor();
   std::lock_guard lock(st.resident);
-  const std::vector<Parameter*> params = st.parameters();
+  const std::vector<Parameter*> params = task_parameters(t);
   struct NewState {
     Tensor value;
     std::int64_t step = 0;
