@@ -57,9 +57,13 @@ struct RuntimeOptions {
   bool progress = false;   // live progress display (jobs and devices) on stdout
   // "": write nothing. Else: trace.json (Chrome trace), gantt.svg, train_loss.svg,
   // val_loss.svg, val_accuracy.svg, results.csv, curves.csv and checkpoints/<job>.ckpt (the
-  // parameters at the best validation point; format in actors/checkpoint.hpp).
+  // parameters at the best validation point; format in actors/checkpoint.hpp), and
+  // state/<job>.state (the whole training state, at every validation and every
+  // JobSpec::checkpoint_every steps; JobSpec::resume_from continues from it).
   std::string out_dir;
-  // Consulted after every validation of every job; null: every job trains to its end.
+  // Consulted after every validation of every job; null: every job trains to its end. One
+  // actor owns the rule and serialises every call (actors/early_stopping_actor.hpp); job names
+  // must be distinct. A stopped job ends with JobStatus::stopped and JobResult::stop_reason.
   std::shared_ptr<EarlyStopping> early_stopping;
   // Called on the thread that runs run() with each job's result as soon as it arrives (jobs end
   // in any order), e.g. to save it before the whole run is over.

@@ -1,5 +1,6 @@
 #include "actors/job_actor.hpp"
 
+#include "actors/early_stopping_actor.hpp"
 #include "actors/optimizer_actor.hpp"
 #include "actors/replica_set.hpp"
 #include "actors/shard_actor.hpp"
@@ -65,7 +66,12 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
         "job " + spec.name + ": device_affinity " + std::to_string(spec.device_affinity) +
             " is not a device of this run (devices 0.." + std::to_string(p.setup.num_devices - 1) +
             ", or -1 for any)");
-  check(spec.resume_from.empty(), "job " + spec.name + ": resume_from is not supported yet");
+  check(spec.checkpoint_every >= 0, "job " + spec.name + ": checkpoint_every must be >= 0, got " +
+                                        std::to_string(spec.checkpoint_every));
+  check(spec.checkpoint_every == 0 || !p.setup.out_dir.empty(),
+        "job " + spec.name +
+            ": checkpoint_every needs RuntimeOptions::out_dir (the state files go to "
+            "<out_dir>/state/)");
   p.data = p.setup.data->get(spec);
 
   p.model = std::make_shared<Model>(build_job_model(spec));
@@ -110,6 +116,7 @@ Task<void> run_job(caf::event_based_actor* self, std::shared_ptr<JobContext::Par
   // The optimizer actor owns the configuration the tasks use.
   p->optimizer_config = co_await request<OptimizerConfig>(self, p->optimizer, config_atom::value);
   const JobSpec& spec = p->setup.spec;
+  if (!spec.resume_from.empty()) ctx->resume(spec.resume_from);
   if (spec.program)
     co_await spec.program(*ctx);
   else
@@ -137,6 +144,9 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
                 r.status = JobStatus::failed;
                 try {
                   std::rethrow_exception(std::get<1>(out));
+                } catch (const JobStopped& e) {
+                  r.status = JobStatus::stopped;
+                  r.stop_reason = e.what();
                 } catch (const std::exception& e) {
                   r.error = e.what();
                 } catch (...) {
@@ -155,6 +165,15 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
                   self->send_exit(a, caf::exit_reason::user_shutdown);
               if (parts->optimizer)
                 self->send_exit(parts->optimizer, caf::exit_reason::user_shutdown);
+              // Release the job's shard state and model (home memory) now, not at the end of
+              // the run: a stopped or failed job gives its memory to the jobs still training.
+              parts->replicas.clear();
+              parts->shards.clear();
+              parts->optimizer = caf::actor{};
+              parts->states.clear();
+              parts->model.reset();
+              if (parts->setup.early_stopping)
+                self->send(parts->setup.early_stopping, es_ended_atom::value, r.name);
               rp.deliver(r);
             });
         return rp;

@@ -2,8 +2,11 @@
 // One actor per job. Asked to run, it loads the job's data (shared by data key), builds and
 // initialises the model, partitions it with hydra::partition for the device budget, spawns one
 // shard actor per shard and the job's optimizer actor, and runs the training program as a
-// coroutine on itself. It answers with the JobResult: done, or failed with the error (a failing
-// job never takes the runtime or other jobs down).
+// coroutine on itself. It answers with the JobResult: done, failed with the error (a failing
+// job never takes the runtime or other jobs down), or stopped by the early-stopping rule. With
+// JobSpec::resume_from it loads the training-state file right after building the job. When the
+// job ends, its shard and optimizer actors exit and its model (home memory) is released, and the
+// early-stopping actor, if any, is told.
 //
 //   (run_atom) -> JobResult
 #include <caf/all.hpp>
@@ -31,6 +34,7 @@ struct JobSetup {
   int num_devices = 0;                        // devices in the run (device_affinity's range)
   std::string out_dir;                        // "": no checkpoints
   std::shared_ptr<ProgressDisplay> progress;  // null: no live display
+  caf::actor early_stopping;                  // early_stopping_actor; null: none in this run
   std::shared_ptr<Trace> trace;               // the run's trace (collectives of replicas)
 };
 

@@ -23,6 +23,7 @@ caf::behavior optimizer_actor(caf::event_based_actor*, OptimizerConfig config) {
         return 1.0;
       },
       [steps](stepped_atom) { return ++*steps; },
+      [steps](stepped_atom, std::int64_t n) { *steps = n; },
   };
 }
 

@@ -8,6 +8,7 @@
 //                                                           the shards' sums of squared grads;
 //                                                           an error when the norm is NaN/inf
 //   (stepped_atom)                     -> int64            counts a finished step, returns steps
+//   (stepped_atom, int64 steps)        -> (nothing)        sets the count (a resumed job)
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"

@@ -25,49 +25,72 @@ std::vector<std::pair<std::int64_t, std::int64_t>> split_rows(std::int64_t rows,
 
 namespace {
 
-// The activations flowing through one replica's pipeline, by micro-batch.
+// The activations flowing through one replica's pipeline, by micro-batch, and which tasks ended.
 struct Flow {
+  int shards = 0, micro_batches = 0;
   std::vector<Tensor> x;       // forward: the next shard's input; backward: the next d(output)
   std::vector<Tensor> labels;  // by micro-batch
   std::vector<double> weight;  // loss_weight by micro-batch
   std::vector<double> loss;    // by micro-batch (the last shard's forward)
   std::vector<std::int64_t> count;
   std::vector<double> squares;  // by shard
+  std::vector<char> ended;      // by (stage, micro-batch) of the current pass
+  char& done(int stage, int micro) {
+    return ended[static_cast<std::size_t>(stage * micro_batches + micro)];
+  }
 };
 
-Task<void> forward_one(JobContext& job, int replica, int shard, std::int64_t micro,
-                       std::shared_ptr<Flow> f) {
+// Forward of (shard, micro); then starts each successor whose other input is ready: (shard+1,
+// micro) once (shard+1, micro-1) ended, (shard, micro+1) once (shard-1, micro+1) ended. Each task
+// is started exactly once, by whichever of its two predecessors ends last.
+Task<void> forward_node(JobContext& job, TaskGroup group, int replica, int shard, int micro,
+                        std::shared_ptr<Flow> f) {
   const auto i = static_cast<std::size_t>(micro);
   auto t = std::make_shared<ShardTask>();
   t->kind = TaskKind::forward;
   t->training = true;
   t->micro_batch = micro;
   t->input = f->x[i];
-  if (shard + 1 == job.num_shards()) {
+  const bool last = shard + 1 == f->shards;
+  if (last) {
     t->labels = f->labels[i];
     t->loss_weight = f->weight[i];
   }
   TaskPtr done = co_await job.run_on(replica, shard, t);
   f->x[i] = done->output;
-  if (shard + 1 == job.num_shards()) {
+  if (last) {
     f->loss[i] = done->loss;
     f->count[i] = done->count;
   }
+  f->done(shard, micro) = 1;
+  if (!last && (micro == 0 || f->done(shard + 1, micro - 1)))
+    group.spawn(forward_node(job, group, replica, shard + 1, micro, f));
+  if (micro + 1 < f->micro_batches && (shard == 0 || f->done(shard - 1, micro + 1)))
+    group.spawn(forward_node(job, group, replica, shard, micro + 1, f));
 }
 
-Task<void> backward_one(JobContext& job, int replica, int shard, std::int64_t micro, bool first,
-                        std::shared_ptr<Flow> f) {
+// Backward in the same dataflow over stage = shards-1-shard (the last shard first) and
+// order = micro_batches-1-micro (the last micro-batch first). The first backward of each shard
+// (order 0) replaces its home gradients, the later ones add to them.
+Task<void> backward_node(JobContext& job, TaskGroup group, int replica, int stage, int order,
+                         std::shared_ptr<Flow> f) {
+  const int shard = f->shards - 1 - stage, micro = f->micro_batches - 1 - order;
   const auto i = static_cast<std::size_t>(micro);
   auto t = std::make_shared<ShardTask>();
   t->kind = TaskKind::backward;
   t->micro_batch = micro;
   t->optimizer = job.parts().optimizer_config.optimizer;
   t->fuse_update = false;
-  t->accumulate_grads = !first;
-  if (shard + 1 < job.num_shards()) t->input = f->x[i];
+  t->accumulate_grads = order > 0;
+  if (shard + 1 < f->shards) t->input = f->x[i];
   TaskPtr done = co_await job.run_on(replica, shard, t);
   f->x[i] = done->output;
   f->squares[static_cast<std::size_t>(shard)] = done->grad_squares;
+  f->done(stage, order) = 1;
+  if (stage + 1 < f->shards && (order == 0 || f->done(stage + 1, order - 1)))
+    group.spawn(backward_node(job, group, replica, stage + 1, order, f));
+  if (order + 1 < f->micro_batches && (stage == 0 || f->done(stage - 1, order + 1)))
+    group.spawn(backward_node(job, group, replica, stage, order + 1, f));
 }
 
 Task<void> update_one(JobContext& job, int replica, int shard, double scale, bool owned_slices) {
@@ -96,15 +119,16 @@ Task<PipelinePass> pipeline_pass(JobContext& job, int replica, Tensor inputs, Te
     f->weight.push_back(static_cast<double>((e - b) * weight_num) /
                         static_cast<double>(weight_den));
   }
+  f->shards = n;
+  f->micro_batches = m;
   f->loss.assign(ranges.size(), 0.0);
   f->count.assign(ranges.size(), 0);
   f->squares.assign(static_cast<std::size_t>(n), 0.0);
-  // Forward waves: (shard s, micro-batch i) with s + i = k.
-  for (int k = 0; k + 1 < n + m; ++k) {
-    std::vector<Task<void>> wave;
-    for (int s = 0; s < n; ++s)
-      if (k - s >= 0 && k - s < m) wave.push_back(forward_one(job, replica, s, k - s, f));
-    co_await when_all(job.self(), std::move(wave));
+  f->ended.assign(static_cast<std::size_t>(n * m), 0);
+  {
+    TaskGroup forward(job.self());
+    forward.spawn(forward_node(job, forward, replica, 0, 0, f));
+    co_await std::move(forward).join();
   }
   PipelinePass out;
   for (int i = 0; i < m; ++i) {
@@ -116,16 +140,11 @@ Task<PipelinePass> pipeline_pass(JobContext& job, int replica, Tensor inputs, Te
     out.loss_sum += loss * static_cast<double>(c);
     out.samples += c;
   }
-  // Backward waves from the last shard, micro-batches in reverse order: (shard s, micro-batch
-  // m-1-j) with (n-1-s) + j = k. The first backward of each shard (micro-batch m-1) replaces the
-  // home gradients, the others add to them.
-  for (int k = 0; k + 1 < n + m; ++k) {
-    std::vector<Task<void>> wave;
-    for (int s = n - 1; s >= 0; --s) {
-      const int j = k - (n - 1 - s);
-      if (j >= 0 && j < m) wave.push_back(backward_one(job, replica, s, m - 1 - j, j == 0, f));
-    }
-    co_await when_all(job.self(), std::move(wave));
+  f->ended.assign(static_cast<std::size_t>(n * m), 0);
+  {
+    TaskGroup backward(job.self());
+    backward.spawn(backward_node(job, backward, replica, 0, 0, f));
+    co_await std::move(backward).join();
   }
   out.grad_squares = f->squares;
   co_return out;

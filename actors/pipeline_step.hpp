@@ -6,10 +6,10 @@
 // that differ by at most one sample, and fewer parts when it has fewer than m samples). Forward:
 // shard s runs micro-batch i once shard s-1 finished micro-batch i and shard s finished
 // micro-batch i-1, so the shards of one job work on different micro-batches at once (on whichever
-// devices are free). The tasks are issued in waves: wave k holds every (shard s, micro-batch i)
-// with s + i = k, and the next wave starts when the whole wave finished (GPipe's clock). Each
+// devices are free). The tasks run as a dataflow (TaskGroup, join.hpp): each task is started as
+// soon as both its inputs are there, by whichever of its two predecessors ends last. Each
 // shard keeps one stash slot per micro-batch (ShardTask::micro_batch). Backward runs the
-// micro-batches in reverse order (m-1 first) in the same wave pattern from the last shard, with
+// micro-batches in reverse order (m-1 first) in the same dataflow from the last shard, with
 // unfused backward tasks whose gradients are accumulated in the shard's home gradients (the
 // first backward of a step replaces them). Each micro-batch's d(loss)/d(logits) is weighted by its
 // share (ShardTask::loss_weight), so the home gradients of a shard end as

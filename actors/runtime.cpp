@@ -9,6 +9,7 @@
 #include "actors/cluster/remote_device.hpp"
 #include "actors/data_cache.hpp"
 #include "actors/device_actor.hpp"
+#include "actors/early_stopping_actor.hpp"
 #include "actors/hydra.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/scheduler_actor.hpp"
@@ -79,6 +80,15 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
   using namespace actors;
   const auto t0 = std::chrono::steady_clock::now();
   make_policy(options.policy);  // reject an unknown policy before anything starts
+  std::vector<std::string> names;
+  for (const JobSpec& j : jobs)
+    names.push_back(j.name);
+  if (options.early_stopping) {
+    std::set<std::string> seen;
+    for (const std::string& n : names)
+      check(seen.insert(n).second, "RuntimeOptions::early_stopping: job name '" + n +
+                                       "' is used twice (the rule tells jobs apart by name)");
+  }
   struct Restore {
     SavedCapacities saved;
     ~Restore() {
@@ -202,6 +212,9 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     auto data = std::make_shared<DataCache>();
     std::shared_ptr<ProgressDisplay> progress;
     if (options.progress) progress = std::make_shared<ProgressDisplay>();
+    caf::actor early_stopping;
+    if (options.early_stopping)
+      early_stopping = sys.spawn(early_stopping_actor, options.early_stopping, names);
     std::vector<caf::actor> job_actors;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       JobSetup setup;
@@ -214,6 +227,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.num_devices = next_index;  // local and remote
       setup.out_dir = options.out_dir;
       setup.progress = progress;
+      setup.early_stopping = early_stopping;
       setup.trace = trace;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
     }
@@ -278,6 +292,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       self->send_exit(j, caf::exit_reason::user_shutdown);
     }
     self->send_exit(scheduler, caf::exit_reason::user_shutdown);
+    if (early_stopping) self->send_exit(early_stopping, caf::exit_reason::user_shutdown);
   }  // the actor system waits for every actor, the device threads included
   for (const DeviceConfig& d : devices)
     if (d.device.kind == DeviceKind::cpu) memory_pool(d.device).release_cached();

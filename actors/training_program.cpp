@@ -7,6 +7,7 @@
 
 #include "actors/checkpoint.hpp"
 #include "actors/data_parallel_step.hpp"
+#include "actors/early_stopping_actor.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/pipeline_step.hpp"
 
@@ -31,6 +32,133 @@ std::int64_t JobContext::total_steps() const {
 }
 JobResult& JobContext::result() {
   return parts_.result;
+}
+DataPosition& JobContext::data_position() {
+  return position_;
+}
+
+StateFingerprint JobContext::fingerprint() const {
+  StateFingerprint f;
+  f.optimizer = parts_.optimizer_config.optimizer->name();
+  f.lr = parts_.optimizer_config.optimizer->lr;
+  f.batch_size = spec().batch_size;
+  f.train_samples = train_data().size();
+  f.val_samples = val_data().size();
+  f.seed = spec().seed;
+  f.shuffle = spec().shuffle;
+  f.clip_grad_norm = spec().clip_grad_norm;
+  return f;
+}
+
+namespace {
+
+// Sharded data parallelism keeps each parameter's optimizer state in slices, one per replica
+// (ShardState::owned_slices). The state file holds whole tensors: they are gathered into replica
+// 0's parameters for a write (and dropped again after it), and scattered back after a load.
+bool sliced_state(const JobContext::Parts& p) {
+  return p.replicas.size() > 1 && p.setup.spec.sharded_data_parallel;
+}
+
+void gather_slices(JobContext::Parts& p) {
+  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
+    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
+    for (Parameter* q : whole)
+      q->state.clear();
+    for (const Replica& rep : p.replicas) {
+      const ShardState& st = *rep.states[s];
+      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
+        const Parameter& slice = st.owned_slices[i];
+        const auto [k, begin] = st.owned_at[i];
+        Parameter& q = *whole[k];
+        if (q.state.empty())
+          for (std::size_t j = 0; j < slice.state.size(); ++j)
+            q.state.push_back(Tensor::zeros(q.value.shape(), q.value.dtype(), q.value.device()));
+        check(q.state.size() == slice.state.size(),
+              "sharded optimizer state: slices of " + q.name + " hold different numbers of slots");
+        for (std::size_t j = 0; j < slice.state.size(); ++j) {
+          Tensor part = q.state[j].view({-1}).slice(begin, begin + slice.value.numel());
+          copy(part, slice.state[j]);
+        }
+        q.step = slice.step;
+      }
+    }
+  }
+}
+
+void scatter_slices(JobContext::Parts& p) {
+  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
+    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
+    for (const Replica& rep : p.replicas) {
+      ShardState& st = *rep.states[s];
+      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
+        Parameter& slice = st.owned_slices[i];
+        const auto [k, begin] = st.owned_at[i];
+        const Parameter& q = *whole[k];
+        slice.state.clear();
+        for (const Tensor& t : q.state) {
+          Tensor part = Tensor::empty({slice.value.numel()}, t.dtype(), t.device());
+          copy(part, t.view({-1}).slice(begin, begin + slice.value.numel()));
+          slice.state.push_back(part);
+        }
+        slice.step = q.step;
+      }
+    }
+    for (Parameter* q : whole)
+      q->state.clear();
+  }
+}
+
+}  // namespace
+
+void JobContext::save_state() {
+  if (parts_.setup.out_dir.empty()) return;
+  const std::filesystem::path dir = std::filesystem::path(parts_.setup.out_dir) / "state";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / (spec().name + ".state")).string();
+  TrainingProgress progress;
+  progress.step = step_;
+  progress.data = position_;
+  progress.samples = parts_.samples;
+  progress.result = parts_.result;
+  // No task of this job is in flight: its parameters and optimizer state are in home memory.
+  if (sliced_state(parts_)) {
+    gather_slices(parts_);
+    try {
+      save_training_state(path, *parts_.model, fingerprint(), progress);
+    } catch (...) {
+      for (Parameter* q : parts_.model->parameters())
+        q->state.clear();
+      throw;
+    }
+    for (Parameter* q : parts_.model->parameters())
+      q->state.clear();
+  } else {
+    save_training_state(path, *parts_.model, fingerprint(), progress);
+  }
+  parts_.result.state_path = path;
+}
+
+void JobContext::resume(const std::string& path) {
+  TrainingProgress progress = load_training_state(path, *parts_.model, fingerprint());
+  // Data-parallel replicas hold the same parameters and optimizer state as replica 0 (the state
+  // file has replica 0's; its layer state, e.g. Dropout counters, goes to every replica too).
+  for (const Replica& rep : parts_.replicas)
+    if (rep.model != parts_.model) load_training_state(path, *rep.model, fingerprint());
+  if (sliced_state(parts_)) scatter_slices(parts_);
+  step_ = progress.step;
+  position_ = progress.data;
+  parts_.samples = progress.samples;
+  JobResult& r = parts_.result;
+  r.train_loss = std::move(progress.result.train_loss);
+  r.val_loss = std::move(progress.result.val_loss);
+  r.val_accuracy = std::move(progress.result.val_accuracy);
+  r.best_val_accuracy = progress.result.best_val_accuracy;
+  r.best_val_loss = progress.result.best_val_loss;
+  r.best_step = progress.result.best_step;
+  r.checkpoint_path = progress.result.checkpoint_path;
+  r.steps = step_;
+  resumed_ = true;
+  self_->send(parts_.optimizer, stepped_atom::value, step_);
 }
 
 std::int64_t displayed_epoch(std::int64_t step, std::int64_t batches_per_epoch,
@@ -124,6 +252,7 @@ Task<double> JobContext::train_step(const Batch& batch) {
                        static_cast<double>(std::max<std::int64_t>(1, train_data().size()));
   parts_.result.train_loss.push_back({step_, epoch, loss});
   parts_.result.steps = step_;
+  if (spec().checkpoint_every > 0 && step_ % spec().checkpoint_every == 0) save_state();
   show_progress("running");
   co_return loss;
 }
@@ -203,7 +332,15 @@ Task<EvalResult> JobContext::validate() {
       res.checkpoint_path = path;
     }
   }
+  save_state();
   show_progress("running");
+  if (parts_.setup.early_stopping) {
+    const StopVerdict v =
+        co_await request<StopVerdict>(self_, parts_.setup.early_stopping, es_report_atom::value,
+                                      spec().name, step_, total_steps(), r.loss, r.accuracy);
+    // A stop at the last validation changes nothing: the job has trained all its steps.
+    if (v.decision == StopDecision::stop && step_ < total_steps()) throw JobStopped(v.reason);
+  }
   co_return r;
 }
 
@@ -211,14 +348,28 @@ Task<void> default_training_program(JobContext& job) {
   const JobSpec& spec = job.spec();
   DataLoader loader(job.train_data(),
                     {.batch_size = spec.batch_size, .shuffle = spec.shuffle, .seed = spec.seed});
-  std::int64_t epoch = 0;
-  bool validated = false;
+  // A resumed job continues where its state file says the loader was (fresh: epoch 0, batch 0).
+  DataPosition& position = job.data_position();
+  if (position.epoch != loader.epoch()) loader.start_epoch(position.epoch);
+  loader.seek(position.batch);
+  std::int64_t epoch = position.epoch;
+  const auto& val = job.result().val_loss;
+  bool validated = job.step() > 0 && !val.empty() && val.back().step == job.step();
+  // A state file written at a validation step before that validation (checkpoint_every):
+  // validate now, as the uninterrupted run did right after the step.
+  if (job.resumed() && !validated && spec.eval_every > 0 && job.step() > 0 &&
+      job.step() % spec.eval_every == 0 && job.step() < job.total_steps()) {
+    co_await job.validate();
+    validated = true;
+  }
   while (job.step() < job.total_steps()) {
     Batch b;
     if (!loader.next(b)) {
       loader.start_epoch(++epoch);
+      position = {epoch, 0};
       continue;
     }
+    position = {epoch, b.index + 1};
     co_await job.train_step(b);
     validated = false;
     if (spec.eval_every > 0 && job.step() % spec.eval_every == 0) {

@@ -56,6 +56,11 @@ void Layer::zero_grad(ExecContext& ctx) {
     ctx.backend().fill(p.grad, 0.0, ctx);
 }
 
+void Layer::restore_state(const std::vector<std::uint64_t>& state) {
+  check(state.empty(), name() + ": restore_state got " + std::to_string(state.size()) +
+                           " values, the layer keeps none");
+}
+
 Parameter& Layer::add_parameter(const std::string& name, const Shape& shape) {
   Parameter p;
   p.name = name;

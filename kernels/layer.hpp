@@ -54,6 +54,13 @@ class Layer {
   virtual void to(Device device, DType dtype = DType::f32);
   void zero_grad(ExecContext& ctx);
 
+  // Internal state besides the parameters that must survive a training-state checkpoint, as a
+  // few integers (e.g. Dropout's random-stream counter). Default: none. restore_state() takes
+  // what save_state() returned (of a layer of the same kind) and throws hydra::Error naming the
+  // layer when the count does not fit.
+  virtual std::vector<std::uint64_t> save_state() const { return {}; }
+  virtual void restore_state(const std::vector<std::uint64_t>& state);
+
  protected:
   // Adds a parameter of `shape` (f32 on the host, zero-initialised, with a zero grad).
   Parameter& add_parameter(const std::string& name, const Shape& shape);

@@ -21,10 +21,14 @@ struct JobResult {
   std::map<std::string, std::string> config;  // hyperparameters, for tables
   JobStatus status = JobStatus::done;
   std::string error;  // why it failed
+  // Status stopped (by RuntimeOptions::early_stopping): the rule's reason (EarlyStopping::reason);
+  // `error` stays empty.
+  std::string stop_reason;
   std::vector<CurvePoint> train_loss, val_loss, val_accuracy;
   double best_val_accuracy = 0, best_val_loss = 0;
   std::int64_t best_step = -1;
   std::string checkpoint_path;  // parameters at the best validation point ("" if none written)
+  std::string state_path;       // the last training-state file written ("" if none)
   std::int64_t steps = 0;
   double seconds = 0;  // wall time from start to end of the job
   double samples_per_second = 0;

@@ -78,6 +78,7 @@ std::vector<Candidate> candidates(const PlanJob& job, const std::vector<SimDevic
       for (int sharded = 0; sharded <= (r > 1 ? 1 : 0); ++sharded)
         for (int m = 1; m <= o.max_micro_batches && r * m <= job.batch_size; m *= 2) {
           if (m > 1 && shards < 2) break;
+          if (job.batch_size % (r * m) != 0) continue;  // the runtime needs equal parts
           JobStrategy st;
           st.option = opt;
           st.shards = shards;

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <set>
@@ -12,6 +13,7 @@
 #include "actors/hydra.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/replica_set.hpp"
+#include "kernels/layers/all.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
@@ -138,6 +140,27 @@ std::shared_ptr<ReplicaProbe> probe(JobSpec& j) {
   j.program = [p](actors::JobContext& job) { return probed_program(job, p); };
   return p;
 }
+
+// Identity that throws in its `fail_at`-th training forward (counted over all its copies).
+class FailingLayer : public Layer {
+ public:
+  FailingLayer(std::shared_ptr<std::atomic<int>> calls, int fail_at)
+      : calls_(std::move(calls)), fail_at_(fail_at) {}
+  std::string name() const override { return "FailingLayer"; }
+  Shape output_shape(const Shape& input) const override { return input; }
+  Tensor forward(ExecContext&, const Tensor& x, Stash&, bool training) override {
+    if (training && ++*calls_ == fail_at_) throw Error("injected failure");
+    return x;
+  }
+  Tensor backward(ExecContext&, const Tensor& dy, Stash&) override { return dy; }
+  double forward_flops(const Shape&) const override { return 0; }
+  std::size_t stash_bytes(const Shape&, DType) const override { return 0; }
+  void reset_parameters(std::uint64_t) override {}
+
+ private:
+  std::shared_ptr<std::atomic<int>> calls_;
+  int fail_at_;
+};
 
 }  // namespace
 
@@ -289,4 +312,34 @@ TEST_CASE("actors: sharded data parallelism without replicas fails with a clear 
   std::vector<JobResult> out = train({s}, cpu_devices(2));
   CHECK(out[0].status == JobStatus::failed);
   CHECK(out[0].error.find("sharded_data_parallel needs replicas > 1 (got 1)") != std::string::npos);
+}
+
+TEST_CASE("actors: a task failing inside a pipelined or replicated step fails only its job") {
+  // A training forward of the middle layer fails inside step 2's pipeline (4 micro-batches; the
+  // 2nd micro-batch of step 2 in replica order) while other tasks of the step are in flight; the
+  // job ends with the task's error instead of waiting for tasks that can no longer start.
+  for (std::size_t replicas : {1, 2}) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    JobSpec bad = job("failing", 2);
+    const int fail_at = replicas == 1 ? 6 : 10;  // step 1 has 4 (8 with 2 replicas) forwards
+    bad.make_model = [calls, fail_at] {
+      Model out;
+      out.emplace<Linear>(16, 48);
+      out.emplace<FailingLayer>(calls, fail_at);
+      out.emplace<ReLU>();
+      out.emplace<Linear>(48, 4);
+      return out;
+    };
+    bad.micro_batches = 4;
+    bad.replicas = replicas;
+    JobSpec good = job("healthy", 2);
+    good.micro_batches = 2;
+    std::vector<JobResult> r = train({bad, good}, cpu_devices(2));
+    INFO("replicas " << replicas);
+    CHECK(r[0].status == JobStatus::failed);
+    CHECK(r[0].error.find("injected failure") != std::string::npos);
+    CHECK(r[0].error.find("forward at step 2") != std::string::npos);
+    CHECK(r[1].status == JobStatus::done);
+    CHECK(r[1].steps == 8);
+  }
 }

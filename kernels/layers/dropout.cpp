@@ -50,4 +50,11 @@ void Dropout::reset_parameters(std::uint64_t seed) {
   calls_ = 0;
 }
 
+void Dropout::restore_state(const std::vector<std::uint64_t>& state) {
+  check(state.size() == 2, name() + ": restore_state needs {seed, calls}, got " +
+                               std::to_string(state.size()) + " values");
+  seed_ = state[0];
+  calls_ = state[1];
+}
+
 }  // namespace hydra

@@ -110,4 +110,33 @@ void Residual::to(Device device, DType dtype) {
   bind_inner();
 }
 
+std::vector<std::uint64_t> Residual::save_state() const {
+  std::vector<std::uint64_t> out{inner_.size()};
+  for (const LayerPtr& l : inner_) {
+    std::vector<std::uint64_t> s = l->save_state();
+    out.push_back(s.size());
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  return out;
+}
+
+void Residual::restore_state(const std::vector<std::uint64_t>& state) {
+  const std::string bad = name() + ": restore_state got a state that does not fit its layers";
+  check(!state.empty() && state[0] == inner_.size(), bad);
+  // Check the layout first, so a bad state changes nothing.
+  std::size_t at = 1;
+  for (std::size_t i = 0; i < inner_.size(); ++i) {
+    check(at < state.size() && state[at] <= state.size() - at - 1, bad);
+    at += 1 + state[at];
+  }
+  check(at == state.size(), bad);
+  at = 1;
+  for (const LayerPtr& l : inner_) {
+    const auto n = static_cast<std::ptrdiff_t>(state[at]);
+    const auto first = state.begin() + static_cast<std::ptrdiff_t>(at) + 1;
+    l->restore_state(std::vector<std::uint64_t>(first, first + n));
+    at += 1 + state[at];
+  }
+}
+
 }  // namespace hydra

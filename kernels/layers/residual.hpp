@@ -26,6 +26,9 @@ class Residual : public Layer {
   // Inner layer i is reset from a seed derived from (seed, i).
   void reset_parameters(std::uint64_t seed) override;
   void to(Device device, DType dtype = DType::f32) override;
+  // {number of inner layers, then per inner layer: its count of values, the values}.
+  std::vector<std::uint64_t> save_state() const override;
+  void restore_state(const std::vector<std::uint64_t>& state) override;
 
   std::size_t size() const { return inner_.size(); }
   const Layer& inner(std::size_t i) const { return *inner_.at(i); }

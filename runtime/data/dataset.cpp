@@ -187,6 +187,12 @@ Batch DataLoader::batch(std::int64_t i) const {
   return out;
 }
 
+void DataLoader::seek(std::int64_t i) {
+  check(i >= 0 && i <= num_batches(), "DataLoader::seek: batch " + std::to_string(i) +
+                                          " outside 0.." + std::to_string(num_batches()));
+  cursor_ = i;
+}
+
 bool DataLoader::next(Batch& out) {
   if (cursor_ >= num_batches()) return false;
   out = batch(cursor_++);

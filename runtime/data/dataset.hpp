@@ -90,6 +90,10 @@ class DataLoader {
   // The sample order of the current epoch (all N samples, including any dropped at the end).
   const std::vector<std::int64_t>& order() const { return order_; }
 
+  // Continues the current epoch at batch `i` (0 <= i <= num_batches()): next() returns batch i
+  // (nothing when i == num_batches()). Resumed training uses it. Throws hydra::Error otherwise.
+  void seek(std::int64_t i);
+  std::int64_t position() const { return cursor_; }  // batches of this epoch handed out
   // Batch `i` of the current epoch (0 <= i < num_batches()).
   Batch batch(std::int64_t i) const;
   // The next batch of the current epoch; false (and `out` untouched) after the last one.
