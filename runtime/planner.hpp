@@ -19,10 +19,10 @@
 //   1. the default strategies (the first fitting shard option, nothing else) are simulated;
 //   2. targets T (from the longest chain down by 3%): each job takes its least-work candidate
 //      with a chain within T; the T with the smallest max(T, work / devices) are simulated;
-//   3. local improvement: the job that ends last takes a candidate with a shorter chain (least
-//      work first, up to 4 tried), kept if the simulated makespan drops;
-//   4. when jobs are at least as many as devices and each fits a device whole: one model per
-//      device (longest job first onto the least loaded device), kept if faster.
+//   3. when jobs are at least as many as devices and each fits a device whole: one model per
+//      device (longest job first onto the least loaded device), kept if faster;
+//   4. local improvement: the job that ends last takes a candidate with a shorter chain (least
+//      work first, up to 4 tried), kept if the simulated makespan drops.
 // The best simulated plan wins, so it is never slower than the default strategies.
 #include <cstddef>
 #include <cstdint>
