@@ -3,6 +3,7 @@
 #include <atomic>
 #include <deque>
 #include <optional>
+#include <vector>
 
 #include "actors/copy_engine.hpp"
 #include "actors/messages.hpp"
@@ -53,7 +54,9 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
   caf::actor me = caf::actor_cast<caf::actor>(self);
   std::deque<HeldPtr> queue;  // received, not yet computing
   HeldPtr running;            // computing
-  bool oom_retried = false;   // the running task was already retried after dropping a prefetch
+  // The running task ran out of memory and runs again with the device to itself: no other load
+  // or prefetch starts until it ends.
+  bool retrying = false;
   CopyEngine copier(cfg.device), runner(cfg.device);
   PrefetchPtr prefetch;  // hinted by the scheduler, not claimed by a task yet
 
@@ -180,21 +183,33 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
     }
     if (!h->load_done) return;  // loaded_atom comes back
     queue.pop_front();
-    oom_retried = false;
     start_compute(h);
   };
-  // The next task's prefetched state takes memory the running task may need: give it back (it is
-  // loaded again later). True if there was one.
-  auto drop_prefetch = [&]() -> bool {
-    for (const HeldPtr& q : queue) {
-      if (q->load_started && q->load_done && q->loaded) {
-        q->loaded.reset();
-        q->load_started = q->load_done = false;
-        q->overlapped = false;
-        return true;
-      }
+  // Frees every device copy the device holds besides the running task's (queued tasks' loads,
+  // finished or in progress, claimed and unclaimed prefetches), so the running task can be retried
+  // alone after running out of memory. The freed tasks load again when their turn comes.
+  auto free_other_memory = [&] {
+    std::vector<HeldPtr> held(queue.begin(), queue.end());
+    PrefetchPtr unclaimed = std::move(prefetch);
+    prefetch = nullptr;
+    if (unclaimed) unclaimed->cancelled = true;
+    // On the copy thread, after the loads queued before (device copies are only touched there).
+    copier
+        .submit([&held, unclaimed] {
+          if (unclaimed) unclaimed->loaded.reset();
+          for (const HeldPtr& h : held) {
+            h->loaded.reset();
+            if (h->prefetch) h->prefetch->loaded.reset();
+          }
+        })
+        .wait();
+    // Their loaded_atom messages, if still in the mailbox, find load_started false and are
+    // ignored; no load starts again before the retried task ends (`retrying`).
+    for (const HeldPtr& h : held) {
+      h->load_started = h->load_done = false;
+      h->overlapped = false;
+      h->load_error = nullptr;
     }
-    return cancel_prefetch(true);
   };
 
   self->send(scheduler, pull_atom::value, cfg.index, cfg.slots);
@@ -209,7 +224,7 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
           prefetch = nullptr;
         }
         queue.push_back(h);
-        if (!shard_busy(h)) start_load(h);
+        if (!retrying && !shard_busy(h)) start_load(h);
         advance();
       },
       [&](loaded_atom, std::uint64_t id) {
@@ -220,16 +235,19 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
       [&](computed_atom, bool oom) {
         HeldPtr h = std::move(running);
         running = nullptr;
-        if (oom && !oom_retried && drop_prefetch()) {
-          // Retry once without the prefetched state of the next task on the device.
+        if (oom && !retrying) {
+          // Out of memory, perhaps while other tasks' state was on the device (or being loaded):
+          // run it once more with the device to itself; it fails only if it does not fit alone.
+          free_other_memory();
           ShardTask& t = *h->task;
           t.error.clear();
           t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
           h->load_error = std::make_exception_ptr(OutOfMemory(cfg.name, 0, 0, 0));
-          oom_retried = true;
+          retrying = true;
           start_compute(h);
           return;
         }
+        retrying = false;
         self->send(scheduler, done_atom::value, h->task);
         self->send(scheduler, pull_atom::value, cfg.index, 1);
         advance();
@@ -239,7 +257,7 @@ void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor schedu
         // state into the lookahead slot (the scheduler withdraws the hint with drop_atom before
         // it puts another task there).
         cancel_prefetch(false);
-        if (!stopping) start_prefetch(hint);
+        if (!stopping && !retrying) start_prefetch(hint);
       },
       [&](drop_atom) { cancel_prefetch(false); },
       [&](steal_atom) {

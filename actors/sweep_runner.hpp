@@ -44,8 +44,9 @@ struct SweepRun {
   std::string table;                  // format_results_table(results, metric)
 };
 
-// Starts the sweep of `sweep_file` in `dir` ("" : runs/<name>). Throws hydra::Error for a bad
-// sweep file, a missing dataset, or a `dir` that already holds a sweep (resume it instead).
+// Starts the sweep of `sweep_file` in `dir` ("": runs/<name>, or the first runs/<name>-N, N >= 2,
+// that holds no sweep). Throws hydra::Error for a bad sweep file, a missing dataset, or a `dir`
+// given explicitly that already holds a sweep (resume it instead).
 SweepRun run_sweep(const std::string& sweep_file, std::string dir, const SweepRunOptions& options);
 // Continues the sweep in `dir`. Throws hydra::Error when `dir` holds no sweep.
 SweepRun resume_sweep(const std::string& dir, const SweepRunOptions& options);

@@ -151,7 +151,9 @@ int cmd_run(int argc, char** argv) {
                     "Trains every configuration of the sweep file at once, with its early "
                     "stopping, and writes\nthe ranked results, curves, plots, trace and the best "
                     "checkpoint to the sweep directory.");
-  f.add_string("--out", &o.out, "DIR", "the sweep directory (default runs/<sweep name>)");
+  f.add_string("--out", &o.out, "DIR",
+               "the sweep directory (default runs/<sweep name>, or runs/<sweep name>-N when that "
+               "holds a sweep)");
   f.add_switch("--quick", &o.quick,
                "smoke run: at most 4000 training and 1000 validation samples (kjv: 4000 and 64 "
                "windows), 1 epoch or at most 60 steps");
