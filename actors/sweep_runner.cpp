@@ -136,6 +136,8 @@ SweepRun execute(const std::string& dir, SweepPlan plan, bool resume,
   ro.policy = plan.file.policy;
   ro.policy_seed = plan.file.seed;
   ro.progress = options.progress;
+  ro.nodes = options.nodes;
+  ro.node_secret = options.node_secret;
   ro.out_dir = dir;
   ro.on_job_end = [dir](const JobResult& r) {
     write_text(result_path(dir, r.name), sweep::job_result_to_json(r));

@@ -25,6 +25,10 @@ namespace hydra {
 struct SweepRunOptions {
   bool quick = false;     // plan_sweep's smoke run (recorded in DIR, kept by resume)
   bool progress = false;  // the runtime's live display
+  // Cluster nodes whose devices join the sweep file's devices (RuntimeOptions::nodes), and the
+  // shared secret they know.
+  std::vector<std::string> nodes;
+  std::string node_secret;
   // Called once the jobs and devices are known, before training (to print a summary).
   std::function<void(const SweepPlan&, const RuntimeOptions&, std::size_t to_run)> on_start;
 };
