@@ -11,6 +11,7 @@
 // subcommand) and one row.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -135,7 +136,12 @@ void add_cluster_flags(examples::Flags& f, RunFlags& o) {
 }
 
 void set_cluster(SweepRunOptions& ro, const RunFlags& o) {
-  if (o.nodes.empty()) return;
+  if (o.nodes.empty()) {
+    // A sweep file may name its nodes ("devices.kind": "nodes"): read a secret if one is given.
+    if (!o.node_secret_file.empty() || std::getenv("HYDRA_NODE_SECRET") != nullptr)
+      ro.node_secret = examples::read_node_secret(o.node_secret_file, "--node-secret-file");
+    return;
+  }
   ro.nodes = examples::split_nodes(o.nodes);
   ro.node_secret = examples::read_node_secret(o.node_secret_file, "--node-secret-file");
 }
