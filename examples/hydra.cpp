@@ -71,6 +71,9 @@ void print_start(const SweepPlan& plan, const RuntimeOptions& ro, std::size_t to
   for (const DeviceSpec& d : ro.devices)
     devices += (devices.empty() ? "" : ", ") + d.device.str() +
                (d.memory_bytes > 0 ? " (" + examples::mib(double(d.memory_bytes)) + ")" : "");
+  for (const std::string& n : ro.nodes)
+    devices += (devices.empty() ? "the devices of node " : ", node ") + n;
+  if (devices.empty()) devices = "the default devices";
   std::printf("Sweep %s (%s): %s\n", f.name.c_str(), f.source.c_str(), plan.data_summary.c_str());
   std::printf(
       "  %zu configurations (%s search), %lld %s each; %s\n", plan.jobs.size(),
