@@ -23,6 +23,7 @@
 #include "actors/hydra.hpp"
 #include "actors/plan.hpp"
 #include "actors/simulate.hpp"
+#include "bench/sim_jobs.hpp"
 #include "kernels/random.hpp"
 #include "runtime/planner.hpp"
 #include "runtime/simulator.hpp"
@@ -33,12 +34,6 @@ using namespace hydra;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string numbered(const char* prefix, long long i) {
-  std::string s = prefix;
-  s += std::to_string(i);
-  return s;
-}
 
 // One strategy's outcome: a makespan, or why there is none.
 struct Row {
@@ -289,7 +284,7 @@ RealSetup real_setup(bool quick, std::int64_t micro_batches) {
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     const auto [width, hidden] = sizes[i];
     s.jobs.push_back(synthetic_mlp_job(
-        numbered("mlp", static_cast<long long>(width)) + "x" + std::to_string(hidden), width,
+        bench::numbered("mlp", static_cast<long long>(width)) + "x" + std::to_string(hidden), width,
         hidden, steps, 0, i % 2 == 1));
   }
   return s;
@@ -303,45 +298,16 @@ std::vector<SimJob> mixed_jobs(int n, std::uint64_t seed) {
   std::vector<SimJob> jobs;
   for (int i = 0; i < n; ++i) {
     const auto u = [&](int k) { return uniform01(seed, static_cast<std::uint64_t>(i * 8 + k)); };
-    SimJob j;
-    j.name = numbered("job", i);
     const double size = u(0);
     const int shards = size < 0.5   ? 1
                        : size < 0.8 ? 2 + static_cast<int>(u(4) * 2)
                                     : 4 + static_cast<int>(u(4) * 5);
     const double fwd = (0.5e-3 + 1.5e-3 * u(1)) * (size < 0.5 ? 1.0 : size < 0.8 ? 2.0 : 4.0);
-    for (int s = 0; s < shards; ++s) {
-      ShardCost c;
-      c.forward = fwd;
-      c.eval = 0.5 * fwd;
-      c.backward = 2 * fwd;
-      c.update = 0.1 * fwd;
-      c.value_bytes = static_cast<std::size_t>((4 + 60 * u(2)) * (1 << 20));
-      c.state_bytes = 2 * c.value_bytes;
-      c.stash_bytes = c.value_bytes / 2;
-      c.input_bytes = c.output_bytes = 1 << 20;
-      c.label_bytes = 1 << 10;
-      c.forward_flops = fwd * 1e13;
-      j.shards.push_back(c);
-    }
-    j.steps = 20 + static_cast<std::int64_t>(180 * u(3));
-    j.eval_batches = 4;
-    j.eval_every = 50;
-    jobs.push_back(j);
+    const auto bytes = static_cast<std::size_t>((4 + 60 * u(2)) * (1 << 20));
+    jobs.push_back(bench::synthetic_sim_job(i, shards, fwd, bytes,
+                                            20 + static_cast<std::int64_t>(180 * u(3))));
   }
   return jobs;
-}
-
-std::vector<SimDevice> gpu_devices(int n) {
-  std::vector<SimDevice> out;
-  for (int i = 0; i < n; ++i) {
-    SimDevice d;
-    d.name = numbered("cuda:", i);
-    d.kind = DeviceKind::cuda;
-    d.link = {1e-5, 25e9};
-    out.push_back(d);
-  }
-  return out;
 }
 
 SimOptions sim_options() {
@@ -388,26 +354,13 @@ Row sim_planner(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& d
                 double& plan_bound) {
   PlannerOptions po;
   po.sim = sim_options();
-  std::vector<PlanJob> pj;
-  for (const SimJob& j : jobs) {
-    PlanJob p;
-    p.job = j;
-    p.options.push_back({j.shards, {}, {}});
-    p.batch_size = 128;
-    pj.push_back(std::move(p));
-  }
-  const Plan p = plan(pj, devices, po);
+  const Plan p = plan(bench::plan_jobs(jobs, 128), devices, po);
   plan_bound = p.lower_bound;
-  int replicated = 0, piped = 0, pinned = 0;
-  for (const JobStrategy& s : p.strategies) {
-    replicated += s.replicas > 1 ? 1 : 0;
-    piped += s.micro_batches > 1 ? 1 : 0;
-    pinned += s.device_affinity >= 0 ? 1 : 0;
-  }
+  const bench::StrategyCounts n = bench::count_strategies(p);
   char note[160];
   std::snprintf(note, sizeof note,
-                "%d replicated, %d micro-batched, %d pinned; %d simulations in %.1f s", replicated,
-                piped, pinned, p.evaluations, p.search_seconds);
+                "%d replicated, %d micro-batched, %d pinned; %d simulations in %.1f s",
+                n.replicated, n.micro_batched, n.pinned, p.evaluations, p.search_seconds);
   return {"5 planner's choice", p.makespan, note};
 }
 
@@ -424,7 +377,7 @@ void sim_comparison(bool quick, int micro_batches) {
   for (const Case& c : cases) {
     const auto t0 = Clock::now();
     const std::vector<SimJob> jobs = mixed_jobs(c.jobs, 23);
-    const std::vector<SimDevice> devices = gpu_devices(c.devices);
+    const std::vector<SimDevice> devices = bench::gpu_devices(c.devices);
     const double bound = makespan_lower_bound(jobs, devices, sim_options());
     SimOptions lo = sim_options();
     lo.policy = "lrtf";

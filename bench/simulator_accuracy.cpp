@@ -16,6 +16,7 @@
 
 #include "actors/hydra.hpp"
 #include "actors/simulate.hpp"
+#include "bench/sim_jobs.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
@@ -24,16 +25,7 @@
 #include "runtime/simulator.hpp"
 
 using namespace hydra;
-
-namespace {
-
-std::string numbered(const char* prefix, long long i) {
-  std::string s = prefix;
-  s += std::to_string(i);
-  return s;
-}
-
-}  // namespace
+using bench::numbered;
 
 int main() {
   set_blas_threads(1);

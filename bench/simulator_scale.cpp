@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/sim_jobs.hpp"
 #include "kernels/random.hpp"
 #include "runtime/planner.hpp"
 #include "runtime/simulator.hpp"
@@ -20,53 +21,18 @@ using namespace hydra;
 
 namespace {
 
-std::string numbered(const char* prefix, long long i) {
-  std::string s = prefix;
-  s += std::to_string(i);
-  return s;
-}
-
 // Job i: 1 to 8 shards, 0.5 to 8 ms forwards, 20 to 200 steps, a few MB per shard.
 std::vector<SimJob> make_jobs(int n, std::uint64_t seed) {
   std::vector<SimJob> jobs;
   for (int i = 0; i < n; ++i) {
     const auto u = [&](int k) { return uniform01(seed, static_cast<std::uint64_t>(i * 8 + k)); };
-    SimJob j;
-    j.name = numbered("job", i);
     const int shards = 1 + static_cast<int>(u(0) * 8);
     const double fwd = 0.5e-3 + 7.5e-3 * u(1) * u(1);
-    for (int s = 0; s < shards; ++s) {
-      ShardCost c;
-      c.forward = fwd;
-      c.eval = 0.5 * fwd;
-      c.backward = 2 * fwd;
-      c.update = 0.1 * fwd;
-      c.value_bytes = static_cast<std::size_t>((1 + 63 * u(2)) * (1 << 20));
-      c.state_bytes = 2 * c.value_bytes;
-      c.stash_bytes = c.value_bytes / 2;
-      c.input_bytes = c.output_bytes = 1 << 20;
-      c.label_bytes = 1 << 10;
-      c.forward_flops = fwd * 1e13;
-      j.shards.push_back(c);
-    }
-    j.steps = 20 + static_cast<std::int64_t>(180 * u(3));
-    j.eval_batches = 4;
-    j.eval_every = 50;
-    jobs.push_back(j);
+    const auto bytes = static_cast<std::size_t>((1 + 63 * u(2)) * (1 << 20));
+    jobs.push_back(bench::synthetic_sim_job(i, shards, fwd, bytes,
+                                            20 + static_cast<std::int64_t>(180 * u(3))));
   }
   return jobs;
-}
-
-std::vector<SimDevice> make_devices(int n) {
-  std::vector<SimDevice> out;
-  for (int i = 0; i < n; ++i) {
-    SimDevice d;
-    d.name = numbered("cuda:", i);
-    d.kind = DeviceKind::cuda;
-    d.link = {1e-5, 25e9};
-    out.push_back(d);
-  }
-  return out;
 }
 
 }  // namespace
@@ -82,7 +48,7 @@ int main(int argc, char** argv) {
               "makespan s", "lower bd s", "ratio", "mean util", "wall s");
   for (const Case& c : cases) {
     const std::vector<SimJob> jobs = make_jobs(c.jobs, 17);
-    const std::vector<SimDevice> devices = make_devices(c.devices);
+    const std::vector<SimDevice> devices = bench::gpu_devices(c.devices);
     for (const char* policy : {"lrtf", "fifo", "random"}) {
       SimOptions o;
       o.policy = policy;
@@ -105,27 +71,14 @@ int main(int argc, char** argv) {
     PlannerOptions po;
     po.sim.submit_latency = 50e-6;
     po.sim.policy_seed = 1;
-    std::vector<PlanJob> pj;
-    for (const SimJob& j : jobs) {
-      PlanJob p;
-      p.job = j;
-      p.options.push_back({j.shards, {}, {}});
-      p.batch_size = 64;
-      pj.push_back(std::move(p));
-    }
-    const Plan p = plan(pj, devices, po);
-    int replicated = 0, piped = 0, pinned = 0;
-    for (const JobStrategy& s : p.strategies) {
-      replicated += s.replicas > 1 ? 1 : 0;
-      piped += s.micro_batches > 1 ? 1 : 0;
-      pinned += s.device_affinity >= 0 ? 1 : 0;
-    }
+    const Plan p = plan(bench::plan_jobs(jobs, 64), devices, po);
+    const bench::StrategyCounts n = bench::count_strategies(p);
     const double lb = makespan_lower_bound(jobs, devices, po.sim);
     std::printf(
         "%8d %6d %8s %10s %12.2f %12.2f %8.3f %10s %8.2f   (default %.2f s; %d replicated, "
         "%d micro-batched, %d pinned; plan bound %.2f s; %d simulations, scoring %.2f s)\n",
         c.devices, c.jobs, "planned", "-", p.makespan, lb, p.makespan / lb, "-", p.search_seconds,
-        p.default_makespan, replicated, piped, pinned, p.lower_bound, p.evaluations,
+        p.default_makespan, n.replicated, n.micro_batched, n.pinned, p.lower_bound, p.evaluations,
         p.scoring_seconds);
     std::fflush(stdout);
   }
