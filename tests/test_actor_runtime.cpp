@@ -21,39 +21,11 @@
 #include "kernels/optim/sgd.hpp"
 #include "kernels/random.hpp"
 #include "runtime/data/fashion_mnist.hpp"
+#include "tests/job_test_util.hpp"
 
 using namespace hydra;
 
 namespace {
-
-// A separable classification task: labels from a random linear teacher.
-DataSplits synthetic(std::int64_t n, std::int64_t features, std::int64_t classes,
-                     std::uint64_t seed, bool nan_inputs = false) {
-  std::vector<float> x(static_cast<std::size_t>(n * features));
-  for (std::size_t i = 0; i < x.size(); ++i)
-    x[i] = 2.0f * uniform01(seed, i) - 1.0f;
-  if (nan_inputs) x[3] = std::nanf("");
-  std::vector<float> w(static_cast<std::size_t>(features * classes));
-  for (std::size_t i = 0; i < w.size(); ++i)
-    w[i] = 2.0f * uniform01(seed + 1, i) - 1.0f;
-  std::vector<std::int32_t> y(static_cast<std::size_t>(n));
-  for (std::int64_t r = 0; r < n; ++r) {
-    int best = 0;
-    double best_v = -1e30;
-    for (std::int64_t c = 0; c < classes; ++c) {
-      double v = 0;
-      for (std::int64_t f = 0; f < features; ++f)
-        v += x[static_cast<std::size_t>(r * features + f)] *
-             w[static_cast<std::size_t>(f * classes + c)];
-      if (v > best_v) best_v = v, best = static_cast<int>(c);
-    }
-    y[static_cast<std::size_t>(r)] = best;
-  }
-  Dataset all(Tensor::from_vector(x, {n, features}), Tensor::from_ints(y, {n}));
-  const std::int64_t n_train = n * 3 / 4;
-  auto [train, val] = all.split(n_train);
-  return {train, val};
-}
 
 Model deep_mlp(std::int64_t in, std::int64_t width, int hidden_layers, std::int64_t classes) {
   return make_mlp(in, std::vector<std::int64_t>(static_cast<std::size_t>(hidden_layers), width),
@@ -66,7 +38,7 @@ JobSpec mlp_job(const std::string& name, double lr, std::uint64_t seed) {
   j.config = {{"lr", std::to_string(lr)}};
   j.make_model = [] { return make_mlp(16, {32, 32}, 4); };
   j.make_optimizer = [lr] { return std::make_unique<SGD>(lr, 0.9); };
-  j.data = [] { return synthetic(256, 16, 4, 7); };
+  j.data = [] { return test::teacher_data(256, 16, 4, 7); };
   j.data_key = "synthetic-16-4";
   j.batch_size = 32;
   j.max_steps = 12;
@@ -136,19 +108,14 @@ std::vector<std::vector<float>> unsharded_reference(
 
 // Identity that allocates a buffer of `bytes` on the device in every forward but reports
 // nothing to the memory model: its real activation memory only shows at run time.
-class Hog : public Layer {
+class Hog : public test::IdentityLayer {
  public:
   explicit Hog(std::size_t bytes) : bytes_(bytes) {}
   std::string name() const override { return "Hog"; }
-  Shape output_shape(const Shape& input) const override { return input; }
   Tensor forward(ExecContext& ctx, const Tensor& x, Stash&, bool) override {
     Tensor big = Tensor::empty({static_cast<std::int64_t>(bytes_ / 4)}, DType::f32, ctx.device);
     return x;
   }
-  Tensor backward(ExecContext&, const Tensor& dy, Stash&) override { return dy; }
-  double forward_flops(const Shape&) const override { return 0; }
-  std::size_t stash_bytes(const Shape&, DType) const override { return 0; }
-  void reset_parameters(std::uint64_t) override {}
 
  private:
   std::size_t bytes_;
@@ -161,7 +128,7 @@ TEST_CASE("actors: sharded training across 3 devices with spilling is bitwise eq
   const std::int64_t steps = 14;  // more than one epoch of 6 batches
   auto make = [] { return deep_mlp(16, 24, 3, 4); };
   auto make_opt = [] { return std::make_unique<SGD>(0.05, 0.9, 1e-4); };
-  const DataSplits data = synthetic(256, 16, 4, 11);
+  const DataSplits data = test::teacher_data(256, 16, 4, 11);
 
   std::vector<std::vector<float>> sharded;
   JobSpec job;
@@ -219,7 +186,7 @@ TEST_CASE("actors: 8 models on 2 devices all finish and every shard task runs on
   for (JobSpec& j : jobs)
     j.data = [loads] {
       ++*loads;
-      return synthetic(256, 16, 4, 7);
+      return test::teacher_data(256, 16, 4, 7);
     };
   RuntimeOptions opt = cpu_devices(2, 0);
   const std::string out = std::filesystem::temp_directory_path() / "hydra_actor_test_b";
@@ -289,7 +256,7 @@ TEST_CASE("actors: failing jobs end with clear errors while a healthy job comple
   JobSpec nan = mlp_job("nan-loss", 0.05, 5);
   nan.make_model = [] { return make_mlp(16, {}, 4); };  // no ReLU to swallow the NaN
   nan.data_key = "nan";
-  nan.data = [] { return synthetic(256, 16, 4, 7, true); };
+  nan.data = [] { return test::teacher_data(256, 16, 4, 7, true); };
   nan.shuffle = false;
   jobs.push_back(nan);
 
@@ -352,7 +319,7 @@ TEST_CASE("actors: a model larger than all device budgets together trains by spi
   j.name = "big";
   j.make_model = [] { return deep_mlp(16, 64, 8, 4); };
   j.make_optimizer = [] { return std::make_unique<AdamW>(3e-3, 0.9, 0.999, 1e-8, 0.0); };
-  j.data = [] { return synthetic(512, 16, 4, 3); };
+  j.data = [] { return test::teacher_data(512, 16, 4, 3); };
   j.batch_size = 32;
   j.max_steps = 36;
   j.seed = 9;
@@ -388,7 +355,7 @@ TEST_CASE("actors: gradient clipping runs separate update tasks after a norm ove
   const double max_norm = 0.05;  // small: clipping is active every step
   auto make = [] { return deep_mlp(16, 24, 2, 4); };
   auto make_opt = [] { return std::make_unique<SGD>(0.1, 0.9); };
-  const DataSplits data = synthetic(256, 16, 4, 13);
+  const DataSplits data = test::teacher_data(256, 16, 4, 13);
   std::vector<std::vector<float>> sharded;
   JobSpec job;
   job.name = "clipped";
@@ -479,7 +446,7 @@ TEST_CASE("actors: two device actors sharing one GPU train a sharded model like 
     j.name = "gpu";
     j.make_model = [] { return deep_mlp(16, 64, 3, 4); };
     j.make_optimizer = [] { return std::make_unique<SGD>(0.05, 0.9); };
-    j.data = [] { return synthetic(512, 16, 4, 21); };
+    j.data = [] { return test::teacher_data(512, 16, 4, 21); };
     j.batch_size = 64;
     j.max_steps = 10;
     j.seed = 5;
@@ -592,7 +559,7 @@ TEST_CASE(
   auto make_opt = []() -> std::unique_ptr<Optimizer> {
     return std::make_unique<SGD>(0.05, 0.9, 1e-4);
   };
-  const DataSplits data = synthetic(256, 16, 4, 13);
+  const DataSplits data = test::teacher_data(256, 16, 4, 13);
   const auto expected = unsharded_reference(make, make_opt, data, 32, seed, steps);
   for (int devices : {1, 2}) {
     INFO(devices << " devices");

@@ -16,6 +16,7 @@
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
 #include "runtime/data/synthetic.hpp"
+#include "tests/job_test_util.hpp"
 
 using namespace hydra;
 
@@ -23,7 +24,7 @@ namespace {
 
 // Identity layer that counts the live models of a job (constructed in make_model, destroyed
 // with the model), and can fail every forward once `fail` is set.
-class Sentinel : public Layer {
+class Sentinel : public test::IdentityLayer {
  public:
   Sentinel(std::shared_ptr<std::atomic<int>> live, std::shared_ptr<std::atomic<bool>> fail)
       : live_(std::move(live)), fail_(std::move(fail)) {
@@ -31,15 +32,10 @@ class Sentinel : public Layer {
   }
   ~Sentinel() override { --*live_; }
   std::string name() const override { return "Sentinel"; }
-  Shape output_shape(const Shape& input) const override { return input; }
   Tensor forward(ExecContext&, const Tensor& x, Stash&, bool) override {
     if (fail_ && *fail_) throw Error("sentinel told to fail");
     return x;
   }
-  Tensor backward(ExecContext&, const Tensor& dy, Stash&) override { return dy; }
-  double forward_flops(const Shape&) const override { return 0; }
-  std::size_t stash_bytes(const Shape&, DType) const override { return 0; }
-  void reset_parameters(std::uint64_t) override {}
 
  private:
   std::shared_ptr<std::atomic<int>> live_;

@@ -22,34 +22,11 @@
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
 #include "kernels/random.hpp"
+#include "tests/job_test_util.hpp"
 
 using namespace hydra;
 
 namespace {
-
-// A small separable classification task: labels from a random linear teacher.
-DataSplits teacher_data(std::int64_t n, std::int64_t features, std::int64_t classes,
-                        std::uint64_t seed) {
-  std::vector<float> x(static_cast<std::size_t>(n * features));
-  for (std::size_t i = 0; i < x.size(); ++i)
-    x[i] = 2.0f * uniform01(seed, i) - 1.0f;
-  std::vector<std::int32_t> y(static_cast<std::size_t>(n));
-  for (std::int64_t r = 0; r < n; ++r) {
-    int best = 0;
-    double best_v = -1e30;
-    for (std::int64_t c = 0; c < classes; ++c) {
-      double v = 0;
-      for (std::int64_t f = 0; f < features; ++f)
-        v += x[static_cast<std::size_t>(r * features + f)] *
-             (2.0 * uniform01(seed + 1, static_cast<std::uint64_t>(f * classes + c)) - 1.0);
-      if (v > best_v) best_v = v, best = static_cast<int>(c);
-    }
-    y[static_cast<std::size_t>(r)] = best;
-  }
-  Dataset all(Tensor::from_vector(x, {n, features}), Tensor::from_ints(y, {n}));
-  auto [train, val] = all.split(n * 3 / 4);
-  return {train, val};
-}
 
 // A 4-layer MLP job on the teacher data; `shards` > 0 forces the cut.
 JobSpec job(const std::string& name, std::size_t shards, bool adamw = false,
@@ -61,7 +38,7 @@ JobSpec job(const std::string& name, std::size_t shards, bool adamw = false,
     j.make_optimizer = [] { return std::make_unique<AdamW>(1e-2, 0.9, 0.999, 1e-8, 0.01); };
   else
     j.make_optimizer = [] { return std::make_unique<SGD>(0.05, 0.9); };
-  j.data = [] { return teacher_data(400, 16, 4, 11); };
+  j.data = [] { return test::teacher_data(400, 16, 4, 11); };
   j.data_key = "teacher-16-4";
   j.batch_size = 24;
   j.max_steps = 8;
@@ -146,20 +123,15 @@ std::shared_ptr<ReplicaProbe> probe(JobSpec& j) {
 }
 
 // Identity that throws in its `fail_at`-th training forward (counted over all its copies).
-class FailingLayer : public Layer {
+class FailingLayer : public test::IdentityLayer {
  public:
   FailingLayer(std::shared_ptr<std::atomic<int>> calls, int fail_at)
       : calls_(std::move(calls)), fail_at_(fail_at) {}
   std::string name() const override { return "FailingLayer"; }
-  Shape output_shape(const Shape& input) const override { return input; }
   Tensor forward(ExecContext&, const Tensor& x, Stash&, bool training) override {
     if (training && ++*calls_ == fail_at_) throw Error("injected failure");
     return x;
   }
-  Tensor backward(ExecContext&, const Tensor& dy, Stash&) override { return dy; }
-  double forward_flops(const Shape&) const override { return 0; }
-  std::size_t stash_bytes(const Shape&, DType) const override { return 0; }
-  void reset_parameters(std::uint64_t) override {}
 
  private:
   std::shared_ptr<std::atomic<int>> calls_;

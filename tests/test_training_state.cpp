@@ -18,6 +18,7 @@
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
 #include "runtime/data/synthetic.hpp"
+#include "tests/job_test_util.hpp"
 
 using namespace hydra;
 
@@ -31,21 +32,16 @@ DataSplits synthetic_splits() {
 
 // Identity that throws on the first forward (training or evaluation) after it has seen
 // `fail_after` training forwards: a crash at a chosen point of a run. Negative: never.
-class Tripwire : public Layer {
+class Tripwire : public test::IdentityLayer {
  public:
   explicit Tripwire(std::int64_t fail_after) : fail_after_(fail_after) {}
   std::string name() const override { return "Tripwire"; }
-  Shape output_shape(const Shape& input) const override { return input; }
   Tensor forward(ExecContext&, const Tensor& x, Stash&, bool training) override {
     if (fail_after_ >= 0 && training_calls_ >= fail_after_)
       throw Error("tripwire after " + std::to_string(training_calls_) + " training forwards");
     if (training) ++training_calls_;
     return x;
   }
-  Tensor backward(ExecContext&, const Tensor& dy, Stash&) override { return dy; }
-  double forward_flops(const Shape&) const override { return 0; }
-  std::size_t stash_bytes(const Shape&, DType) const override { return 0; }
-  void reset_parameters(std::uint64_t) override {}
 
  private:
   std::int64_t fail_after_, training_calls_ = 0;
