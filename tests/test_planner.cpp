@@ -9,35 +9,14 @@
 #include "actors/simulate.hpp"
 #include "runtime/planner.hpp"
 #include "runtime/simulator.hpp"
+#include "tests/sim_test_util.hpp"
 
 using namespace hydra;
+using test::fixed_cost;
+using test::fixed_job;
+using test::numbered;
 
 namespace {
-
-std::string numbered(const char* prefix, long long i) {
-  std::string s = prefix;
-  s += std::to_string(i);
-  return s;
-}
-
-ShardCost fixed_cost(double forward, double backward, double update = 0) {
-  ShardCost c;
-  c.forward = forward;
-  c.eval = forward / 2;
-  c.backward = backward;
-  c.update = update;
-  c.forward_flops = 1e6;
-  return c;
-}
-
-SimJob fixed_job(const std::string& name, int shards, double forward, double backward,
-                 std::int64_t steps, double update = 0) {
-  SimJob j;
-  j.name = name;
-  j.shards.assign(static_cast<std::size_t>(shards), fixed_cost(forward, backward, update));
-  j.steps = steps;
-  return j;
-}
 
 std::map<std::string, int> kinds_of(const SimResult& r) {
   std::map<std::string, int> k;

@@ -16,16 +16,13 @@
 #include "kernels/random.hpp"
 #include "runtime/cost_model.hpp"
 #include "runtime/simulator.hpp"
+#include "tests/sim_test_util.hpp"
 
 using namespace hydra;
+using test::fixed_job;
+using test::numbered;
 
 namespace {
-
-std::string numbered(const char* prefix, long long i) {
-  std::string s = prefix;
-  s += std::to_string(i);
-  return s;
-}
 
 // Every job of a real run finished.
 void require_done(const SimulationCheck& c) {
@@ -33,27 +30,6 @@ void require_done(const SimulationCheck& c) {
     INFO(c.name << " " << j.name << ": " << j.error);
     REQUIRE(j.status == JobStatus::done);
   }
-}
-
-// --- hand-computable simulations -----------------------------------------------------------
-
-ShardCost fixed_cost(double forward, double backward, double update = 0) {
-  ShardCost c;
-  c.forward = forward;
-  c.eval = forward / 2;
-  c.backward = backward;
-  c.update = update;
-  c.forward_flops = 1e6;
-  return c;
-}
-
-SimJob fixed_job(const std::string& name, int shards, double forward, double backward,
-                 std::int64_t steps) {
-  SimJob j;
-  j.name = name;
-  j.shards.assign(static_cast<std::size_t>(shards), fixed_cost(forward, backward));
-  j.steps = steps;
-  return j;
 }
 
 // --- real runs beside simulated ones ---------------------------------------------------------
