@@ -1,34 +1,15 @@
 #include "runtime/sweep/report_log.hpp"
 
-#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "kernels/core/error.hpp"
+#include "runtime/sweep/json_number.hpp"
 
 namespace hydra::sweep {
 
-namespace {
-
 using json = nlohmann::json;
-
-json num(double x) {
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  return x;
-}
-
-double to_num(const json& v) {
-  if (v.is_number()) return v.get<double>();
-  const std::string s = v.get<std::string>();
-  if (s == "nan") return std::nan("");
-  if (s == "inf") return HUGE_VAL;
-  if (s == "-inf") return -HUGE_VAL;
-  throw Error("not a number: " + s);
-}
-
-}  // namespace
 
 RecordingRule::RecordingRule(std::shared_ptr<EarlyStopping> inner, const std::string& path)
     : inner_(std::move(inner)), path_(path), file_(std::fopen(path.c_str(), "ab")) {
@@ -53,8 +34,8 @@ void RecordingRule::report(const std::string& job, std::int64_t step, std::int64
   append(json{{"job", job},
               {"step", step},
               {"total", total_steps},
-              {"val_loss", num(val_loss)},
-              {"val_accuracy", num(val_accuracy)}}
+              {"val_loss", json_number(val_loss)},
+              {"val_accuracy", json_number(val_accuracy)}}
              .dump());
   if (inner_) inner_->report(job, step, total_steps, val_loss, val_accuracy);
 }
@@ -100,7 +81,7 @@ std::size_t replay_report_log(const std::string& path, EarlyStopping& rule) {
       }
       const std::string job = j.at("job").get<std::string>();
       rule.report(job, j.at("step").get<std::int64_t>(), j.at("total").get<std::int64_t>(),
-                  to_num(j.at("val_loss")), to_num(j.at("val_accuracy")));
+                  from_json_number(j.at("val_loss")), from_json_number(j.at("val_accuracy")));
       rule.decide(job);
       reported.insert(job);
       ++reports;
