@@ -19,6 +19,7 @@ struct DeviceSlot {
   std::uint64_t last_dispatch = 0;  // dispatch counter value when it last got a task
   bool steal_pending = false;       // asked to give back a queued task
   TaskPtr hint;                     // the next task of a job it prefetches for (null: none)
+  bool lost = false;                // its actor terminated
 };
 
 // Whether `t` is the task `hint` announced (same shard and kind: the same state to load).
@@ -123,6 +124,21 @@ struct SchedulerState {
         fail(rt.id, "no device left to run it");
       ready.clear();
     }
+    // Likewise a task pinned to a device that terminated.
+    if (!ready.empty() && devices_lost > 0) fail_orphans();
+  }
+
+  // Fails the ready tasks pinned (device_affinity) to a device whose actor terminated.
+  void fail_orphans() {
+    std::vector<ReadyTask> keep;
+    for (const ReadyTask& rt : ready) {
+      const int d = rt.device_affinity;
+      if (d >= 0 && d < static_cast<int>(devices.size()) && devices[d].lost)
+        fail(rt.id, "device " + std::to_string(d) + " of its device_affinity terminated");
+      else
+        keep.push_back(rt);
+    }
+    ready.swap(keep);
   }
 
   // The policy's pick among the ready tasks device d may run (at least one).
@@ -316,6 +332,7 @@ struct SchedulerState {
     for (int d = 0; d < static_cast<int>(devices.size()); ++d) {
       if (!devices[d].actor || devices[d].actor.address() != who) continue;
       devices[d] = DeviceSlot{};
+      devices[d].lost = true;
       ++devices_lost;
       std::vector<std::uint64_t> lost;
       for (const auto& [id, w] : waiting)

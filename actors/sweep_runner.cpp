@@ -70,6 +70,30 @@ std::vector<const JobResult*> rank_order(const std::vector<JobResult>& results,
   return order;
 }
 
+// The program of a job resumed under early stopping. Its state file was written at a validation,
+// before that validation's report reached the rule (or while the rule kept the job waiting), so
+// the job validates again first: the rule (its state replayed from the report log) parks or stops
+// it there as it did the uninterrupted job. The repeated validation's curve points are dropped.
+actors::Task<void> resumed_program(actors::JobContext& job) {
+  const std::vector<CurvePoint>& val = job.result().val_loss;
+  if (job.resumed() && !val.empty() && val.back().step == job.step() &&
+      job.step() < job.total_steps()) {
+    const std::size_t n = val.size();
+    auto drop_repeat = [&job, n] {
+      job.result().val_loss.resize(n);
+      job.result().val_accuracy.resize(n);
+    };
+    try {
+      co_await job.validate();
+    } catch (const actors::JobStopped&) {
+      drop_repeat();
+      throw;
+    }
+    drop_repeat();
+  }
+  co_await actors::default_training_program(job);
+}
+
 void write_job_list(const std::string& dir, const SweepPlan& plan, bool quick) {
   nlohmann::json j;
   j["sweep"] = plan.file.name;
@@ -99,7 +123,10 @@ SweepRun execute(const std::string& dir, SweepPlan plan, bool resume,
     }
     JobSpec j = job;
     const fs::path state = d / "state" / (job.name + ".state");
-    if (resume && fs::exists(state)) j.resume_from = state.string();
+    if (resume && fs::exists(state)) {
+      j.resume_from = state.string();
+      if (plan.file.early_stopping.method != "none" && !j.program) j.program = resumed_program;
+    }
     to_run.push_back(std::move(j));
   }
   out.reused = finished.size();

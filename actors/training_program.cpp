@@ -103,9 +103,11 @@ void scatter_slices(JobContext::Parts& p) {
         slice.step = q.step;
       }
     }
-    for (Parameter* q : whole)
-      q->state.clear();
   }
+  // Every replica's model was loaded with the whole state: keep only the slices (1/R each).
+  for (const Replica& rep : p.replicas)
+    for (Parameter* q : rep.model->parameters())
+      q->state.clear();
 }
 
 }  // namespace

@@ -93,7 +93,7 @@ int report(const SweepRun& r, double wall) {
     for (const JobResult& j : r.results)
       if (j.status == JobStatus::stopped)
         std::printf("  %s at step %lld: %s\n", j.name.c_str(), static_cast<long long>(j.steps),
-                    j.error.c_str());
+                    j.stop_reason.c_str());
   }
   if (!r.report.utilisation.empty()) examples::print_utilisation(r.report);
   if (r.best >= 0) {

@@ -78,6 +78,7 @@ std::vector<Candidate> candidates(const PlanJob& job, const std::vector<SimDevic
       for (int sharded = 0; sharded <= (r > 1 ? 1 : 0); ++sharded)
         for (int m = 1; m <= o.max_micro_batches && r * m <= job.batch_size; m *= 2) {
           if (m > 1 && shards < 2) break;
+          if (job.batch_size % (r * m) != 0) continue;  // the runtime needs equal parts
           JobStrategy st;
           st.option = opt;
           st.shards = shards;
@@ -182,7 +183,30 @@ class Search {
       consider(s);
     }
 
-    // 2. Local improvement: shorten the chain of the job that ends last.
+    // 3. One model per device (when jobs are at least as many as devices and every job fits a
+    //    device whole): longest job first onto the device with the least work so far.
+    if (o_.pin_jobs && n >= devices_.size() && !out_of_budget()) {
+      std::vector<JobStrategy> s(n);
+      bool fit = true;
+      std::vector<std::size_t> order(n);
+      std::iota(order.begin(), order.end(), std::size_t{0});
+      std::sort(order.begin(), order.end(),
+                [&](std::size_t a, std::size_t b) { return def[a].work > def[b].work; });
+      std::vector<double> load(devices_.size(), 0.0);
+      for (std::size_t j : order) {
+        s[j] = base[j];
+        std::size_t whole = 0;
+        for (std::size_t k = 0; k < jobs_[j].options[s[j].option].shards.size(); ++k)
+          whole += shard_bytes(jobs_[j].options[s[j].option], k, s[j]);
+        if (o_.device_memory > 0 && whole > o_.device_memory) fit = false;
+        const auto dev =
+            static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+        s[j].device_affinity = static_cast<int>(dev);
+        load[dev] += def[j].work;
+      }
+      if (fit) consider(s);
+    }
+    // 4. Local improvement: shorten the chain of the job that ends last.
     std::vector<bool> frozen(n, false);
     while (!out_of_budget() && best.makespan > lower_bound_ * 1.001) {
       int c = -1;
@@ -210,29 +234,6 @@ class Search {
       }
     }
 
-    // 3. One model per device (when jobs are at least as many as devices and every job fits a
-    //    device whole): longest job first onto the device with the least work so far.
-    if (o_.pin_jobs && n >= devices_.size() && !out_of_budget()) {
-      std::vector<JobStrategy> s(n);
-      bool fit = true;
-      std::vector<std::size_t> order(n);
-      std::iota(order.begin(), order.end(), std::size_t{0});
-      std::sort(order.begin(), order.end(),
-                [&](std::size_t a, std::size_t b) { return def[a].work > def[b].work; });
-      std::vector<double> load(devices_.size(), 0.0);
-      for (std::size_t j : order) {
-        s[j] = base[j];
-        std::size_t whole = 0;
-        for (std::size_t k = 0; k < jobs_[j].options[s[j].option].shards.size(); ++k)
-          whole += shard_bytes(jobs_[j].options[s[j].option], k, s[j]);
-        if (o_.device_memory > 0 && whole > o_.device_memory) fit = false;
-        const auto dev =
-            static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-        s[j].device_affinity = static_cast<int>(dev);
-        load[dev] += def[j].work;
-      }
-      if (fit) consider(s);
-    }
     best.lower_bound = lower_bound_;
     best.evaluations = evaluations_;
     best.scoring_seconds = scoring_seconds;

@@ -10,7 +10,8 @@
 //
 // Search (bounded: PlannerOptions::max_evaluations whole-plan simulations, time_limit_seconds):
 //   0. every job's candidates: shard options x replicas 1, 2, 4, .. (plain or sharded) x
-//      micro-batches 1, 2, 4, .. (with 2+ shards), each shard within half a device's memory,
+//      micro-batches 1, 2, 4, .. (with 2+ shards; replicas x micro-batches dividing the batch
+//      size, as the runtime requires), each shard within half a device's memory,
 //      scored without simulating by job_bounds (device work and critical path); jobs are taken
 //      longest chain first, and once a job's chain is below 0.7 x max(total work / devices, the
 //      longest shortest-chain so far) it and the rest keep the default (unless they have several
@@ -18,10 +19,10 @@
 //   1. the default strategies (the first fitting shard option, nothing else) are simulated;
 //   2. targets T (from the longest chain down by 3%): each job takes its least-work candidate
 //      with a chain within T; the T with the smallest max(T, work / devices) are simulated;
-//   3. local improvement: the job that ends last takes a candidate with a shorter chain (least
-//      work first, up to 4 tried), kept if the simulated makespan drops;
-//   4. when jobs are at least as many as devices and each fits a device whole: one model per
-//      device (longest job first onto the least loaded device), kept if faster.
+//   3. when jobs are at least as many as devices and each fits a device whole: one model per
+//      device (longest job first onto the least loaded device), kept if faster;
+//   4. local improvement: the job that ends last takes a candidate with a shorter chain (least
+//      work first, up to 4 tried), kept if the simulated makespan drops.
 // The best simulated plan wins, so it is never slower than the default strategies.
 #include <cstddef>
 #include <cstdint>
@@ -43,7 +44,7 @@ struct ShardOption {
 struct PlanJob {
   SimJob job;                        // name, steps, evaluation, clip (its shards are ignored)
   std::vector<ShardOption> options;  // at least one; options[0] is the default (fewest shards)
-  std::int64_t batch_size = 1;       // replicas x micro-batches may not exceed it
+  std::int64_t batch_size = 1;       // replicas x micro-batches must divide it
 };
 
 struct JobStrategy {

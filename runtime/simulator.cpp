@@ -158,11 +158,11 @@ double host_collective(const LinkCost& link, std::size_t bytes, int replicas, do
   return link.latency + copies * static_cast<double>(bytes) / link.bandwidth;
 }
 
-// One training step of a job with replicas and/or micro-batches, as actors/pipeline_step runs
-// it: per replica, forward micro-batch i of shard s in wave i + s, every task of a wave after the
-// whole previous wave (GPipe's clock); backward from the last shard, micro-batch m-1 first, in
-// the same wave pattern after the last forward; then (after the all-reduce) every shard's update
-// tasks at once, once every backward of the step finished.
+// One training step of a job with replicas and/or micro-batches, as actors/pipeline_step and
+// actors/data_parallel_step run it: per replica, forward micro-batch i of shard s once shard s-1
+// finished micro-batch i and shard s finished micro-batch i-1 (a dataflow); backward from the
+// last shard, micro-batch m-1 first, in the same dataflow once every forward finished; then
+// (after the all-reduce) every shard's update tasks at once, once every backward finished.
 Graph train_graph(const SimJob& job, const LinkCost& link) {
   const int S = static_cast<int>(job.shards.size());
   const int R = std::max(1, job.replicas), M = std::max(1, job.micro_batches);
@@ -171,42 +171,41 @@ Graph train_graph(const SimJob& job, const LinkCost& link) {
   TaskShape shape;
   shape.batch = 1.0 / (R * M);
   shape.fused = false;
-  std::vector<int> last_backward;  // the last wave of every replica
+  std::vector<int> last_backward;  // per replica
   for (int r = 0; r < R; ++r) {
-    std::vector<int> prev_wave;
-    const auto wave = [&](TaskKind kind, int k) {
-      std::vector<int> ids;
-      for (int s = 0; s < S; ++s) {
-        // Forward wave k: (s, i = k - s); backward wave k: (s, i = M - 1 - (k - (S - 1 - s))).
-        const int i = kind == TaskKind::forward ? k - s : M - 1 - (k - (S - 1 - s));
-        if (i < 0 || i >= M) continue;
-        Node n;
-        n.lane = r * S + s;
-        n.shard = s;
-        n.kind = kind;
-        n.shape = shape;
-        n.shape.accumulate = kind == TaskKind::backward && i < M - 1;
-        const int id = b.add(n);
-        for (int p : prev_wave)
-          b.edge(p, id);
-        ids.push_back(id);
-      }
-      prev_wave = ids;
+    // Per micro-batch: its task on the previous shard (forward) or the next shard (backward).
+    std::vector<int> prev(static_cast<std::size_t>(M), -1);
+    const auto node = [&](TaskKind kind, int i, int s, int after) {
+      Node n;
+      n.lane = r * S + s;
+      n.shard = s;
+      n.kind = kind;
+      n.shape = shape;
+      n.shape.accumulate = kind == TaskKind::backward && i < M - 1;
+      return b.add(n, {after});  // and after the lane's previous task (micro-batch i -/+ 1)
     };
-    for (int k = 0; k < M + S - 1; ++k)
-      wave(TaskKind::forward, k);
-    for (int k = 0; k < M + S - 1; ++k)
-      wave(TaskKind::backward, k);
-    last_backward.insert(last_backward.end(), prev_wave.begin(), prev_wave.end());
+    for (int s = 0; s < S; ++s)
+      for (int i = 0; i < M; ++i)
+        prev[static_cast<std::size_t>(i)] =
+            node(TaskKind::forward, i, s, prev[static_cast<std::size_t>(i)]);
+    // The first backward (last shard, micro-batch m-1) follows the last forward, which follows
+    // every other forward of the replica.
+    const int last_forward = prev[static_cast<std::size_t>(M - 1)];
+    std::fill(prev.begin(), prev.end(), -1);
+    for (int s = S - 1; s >= 0; --s)
+      for (int i = M - 1; i >= 0; --i) {
+        const int after = s == S - 1 ? last_forward : prev[static_cast<std::size_t>(i)];
+        prev[static_cast<std::size_t>(i)] = node(TaskKind::backward, i, s, after);
+      }
+    last_backward.push_back(prev[0]);  // shard 0, micro-batch 0: after every backward
   }
-  double reduce = 0,
-         gather = 0;  // host all-reduce (or reduce-scatter) and all-gather, shard by shard
+  // Host all-reduce before the updates and (sharded) all-gather after them, shard by shard.
+  double reduce = 0, gather = 0;
   for (int s = 0; s < S; ++s) {
     const std::size_t bytes = job.shards[static_cast<std::size_t>(s)].value_bytes;
     // All-reduce: read every replica's gradients, write the mean into every replica (2R copies);
-    // sharded: write each replica only its 1/R part (R + 1), and gather the updated values into
-    // every replica after the update (R).
-    reduce += host_collective(link, bytes, R, sharded ? R + 1.0 : 2.0 * R);
+    // sharded: then gather the updated slices into every replica after the update (R).
+    reduce += host_collective(link, bytes, R, 2.0 * R);
     if (sharded) gather += host_collective(link, bytes, R, R);
   }
   for (int s = 0; s < S; ++s)

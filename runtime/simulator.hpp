@@ -35,12 +35,13 @@
 //     device 0, the host reading every replica's gradients and writing the mean into each,
 //     summed over the shards), then R update tasks per shard run at once: each the full shard
 //     (every replica applies the same update), or with sharded_data_parallel 1/R of its
-//     parameters and optimizer state each ((R+1) x bytes before: each replica gets its part;
-//     R x bytes after: the updated values gathered into every replica, before the next step);
-//   * micro_batches m > 1 (GPipe, as actors/pipeline_step): forward micro-batch i of shard s in
-//     wave i + s, each wave after the whole previous one; backward in the same wave pattern from
-//     the last shard, micro-batch m-1 first, gradients accumulated (every backward but the
-//     first of a shard loads the gradients so far); then one update per shard, all at once;
+//     parameters and optimizer state each (then an all-gather, R x bytes: the updated slices
+//     copied into every replica, before the next step);
+//   * micro_batches m > 1 (GPipe, as actors/pipeline_step): forward micro-batch i of shard s
+//     once shard s-1 finished micro-batch i and shard s finished micro-batch i-1 (a dataflow);
+//     backward from the last shard, micro-batch m-1 first, in the same dataflow once every
+//     forward finished, gradients accumulated (every backward but the first of a shard loads the
+//     gradients so far); then one update per shard, all at once after every backward;
 //   * with replicas or micro-batches the update is a separate task (not fused into backward),
 //     and the next step starts when every task of the step ended (one train_step at a time);
 //     evaluation passes stay one chain of full-batch eval forwards;

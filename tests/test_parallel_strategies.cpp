@@ -4,15 +4,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/hydra.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/replica_set.hpp"
+#include "actors/scheduler_actor.hpp"
 #include "kernels/layers/all.hpp"
 #include "kernels/model_zoo.hpp"
 #include "kernels/optim/adamw.hpp"
@@ -342,4 +346,70 @@ TEST_CASE("actors: a task failing inside a pipelined or replicated step fails on
     CHECK(r[1].status == JobStatus::done);
     CHECK(r[1].steps == 8);
   }
+}
+
+TEST_CASE("actors: a task pinned to a device that terminated fails instead of waiting") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto sched = sys.spawn(actors::scheduler_actor,
+                         actors::SchedulerConfig{"fifo", 0, std::make_shared<Trace>()});
+  // Stand-ins for two device actors: each asks for one task and never finishes one.
+  auto device = [](caf::event_based_actor* self, caf::actor scheduler, int index) -> caf::behavior {
+    self->send(scheduler, actors::pull_atom::value, index, 1);
+    return {[](actors::run_atom, actors::TaskPtr&) {}};
+  };
+  auto d0 = sys.spawn(device, sched, 0);
+  auto d1 = sys.spawn(device, sched, 1);
+  caf::anon_send_exit(d1, caf::exit_reason::user_shutdown);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the scheduler sees it go down
+  auto state = std::make_shared<actors::ShardState>();
+  state->job_name = "pinned";
+  state->device_affinity = 1;
+  auto task = std::make_shared<actors::ShardTask>();
+  task->state = state;
+  caf::scoped_actor self{sys};
+  bool answered = false;
+  self->request(sched, std::chrono::seconds(10), actors::submit_atom::value, task)
+      .receive(
+          [&](actors::TaskPtr& done) {
+            answered = true;
+            CHECK(done->error.find("device 1 of its device_affinity terminated") !=
+                  std::string::npos);
+          },
+          [&](caf::error&) {});
+  CHECK(answered);
+  caf::anon_send_exit(d0, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sched, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE(
+    "actors: a sharded data-parallel job resumes from its state file like an uninterrupted run") {
+  // The optimizer state lives in the replicas' owned slices: the state file must hold all of it
+  // (AdamW moments), and resume must hand each replica its part again.
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / "hydra-test-sharded-resume").string();
+  std::filesystem::remove_all(dir);
+  JobSpec whole = job("sdp", 2, true, 64);
+  whole.replicas = 2;
+  whole.sharded_data_parallel = true;
+  whole.max_steps = 12;
+  JobSpec first = whole;
+  first.max_steps = 6;  // its final validation writes the state file after step 6
+  RuntimeOptions o = cpu_devices(2);
+  o.out_dir = dir;
+  RunReport r = run({first}, o);
+  REQUIRE(r.jobs.at(0).status == JobStatus::done);
+  const std::string state = dir + "/state/sdp.state";
+  REQUIRE(std::filesystem::exists(state));
+  JobSpec rest = whole;
+  rest.resume_from = state;
+  auto p = probe(rest), pa = probe(whole);
+  const Outcome a = run_alone(whole), c = run_alone(rest);
+  CHECK(c.result.train_loss.size() == 12);
+  CHECK(max_diff(a.params, c.params) == 0.0);
+  CHECK(p->identical);
+  // Back to 1/R per replica after the resume: as much state as the uninterrupted run's replicas.
+  CHECK(p->state_bytes.size() == 2);
+  CHECK(p->state_bytes == pa->state_bytes);
+  std::filesystem::remove_all(dir);
 }

@@ -107,7 +107,8 @@ TEST_CASE("sweep: a job result survives its JSON form exactly with NaN and infin
   r.name = "j";
   r.config = {{"lr", "0.1"}};
   r.status = JobStatus::stopped;
-  r.error = "ASHA rung 0";
+  r.stop_reason = "ASHA rung 0";
+  r.state_path = "s/j.state";
   r.train_loss = {{1, 0.125, 2.5}, {2, 0.25, std::nan("")}};
   r.val_loss = {{2, 0.25, HUGE_VAL}};
   r.val_accuracy = {{2, 0.25, 0.1 + 0.2}};
@@ -119,7 +120,8 @@ TEST_CASE("sweep: a job result survives its JSON form exactly with NaN and infin
   const JobResult b = sweep::job_result_from_json(sweep::job_result_to_json(r), "x");
   CHECK(b.name == "j");
   CHECK(b.status == JobStatus::stopped);
-  CHECK(b.error == r.error);
+  CHECK(b.stop_reason == r.stop_reason);
+  CHECK(b.state_path == r.state_path);
   CHECK(b.config == r.config);
   CHECK(std::isnan(b.train_loss[1].value));
   CHECK(b.train_loss[0].epoch == 0.125);

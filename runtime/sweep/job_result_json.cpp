@@ -46,6 +46,8 @@ json to_object(const JobResult& r) {
   j["status"] = job_status_name(r.status);
   j["config"] = r.config;
   j["error"] = r.error;
+  j["stop_reason"] = r.stop_reason;
+  j["state_path"] = r.state_path;
   j["best_val_accuracy"] = num(r.best_val_accuracy);
   j["best_val_loss"] = num(r.best_val_loss);
   j["best_step"] = r.best_step;
@@ -81,6 +83,8 @@ JobResult job_result_from_json(const std::string& text, const std::string& sourc
       throw Error("unknown status \"" + status + "\"");
     r.config = j.at("config").get<std::map<std::string, std::string>>();
     r.error = j.at("error").get<std::string>();
+    r.stop_reason = j.at("stop_reason").get<std::string>();
+    r.state_path = j.at("state_path").get<std::string>();
     r.best_val_accuracy = to_num(j.at("best_val_accuracy"));
     r.best_val_loss = to_num(j.at("best_val_loss"));
     r.best_step = j.at("best_step").get<std::int64_t>();
