@@ -5,6 +5,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "actors/copy_engine.hpp"
 #include "actors/messages.hpp"
@@ -79,12 +80,11 @@ class DeviceCore {
     if (!running_ && queue_.empty() && !h->prefetch && copy_pending_ == 0) {
       // Idle and nothing being copied: nothing to overlap, so the compute thread loads it too.
       h->load_started = h->load_done = true;
-      oom_retried_ = false;
       start_compute(h, true);
       return;
     }
     queue_.push_back(h);
-    if (!shard_busy(h)) start_load(h);
+    if (!retrying_ && !shard_busy(h)) start_load(h);
     advance();
   }
 
@@ -94,7 +94,7 @@ class DeviceCore {
     // another task there).
     std::lock_guard lock(mutex_);
     cancel_prefetch();
-    if (!stopping_) start_prefetch(hint);
+    if (!stopping_ && !retrying_) start_prefetch(hint);
   }
 
   void on_drop() {
@@ -181,11 +181,12 @@ class DeviceCore {
 
   void start_load(const HeldPtr& h) {
     h->load_started = true;
-    on_copier([this, h] {
+    on_copier([this, h = HeldPtr(h)]() mutable {
       load(*h);
       std::lock_guard lock(mutex_);
-      h->load_done = true;  // (a task given back or abandoned meanwhile is no longer queued)
+      if (h->load_started) h->load_done = true;  // (given back or abandoned: no longer queued)
       advance();
+      h.reset();  // under the lock: before the compute thread can report the task done
     });
   }
 
@@ -231,10 +232,10 @@ class DeviceCore {
     t.device = cfg_.index;
     t.device_name = cfg_.name;
     t.prefetched = h->overlapped && !h->load_error;
-    runner_.submit([this, h, load_too] {
+    runner_.submit([this, h, load_too]() mutable {
       if (load_too) load(*h);
       const bool oom = compute(*h);
-      finished(h, oom);
+      finished(std::move(h), oom);
     });
   }
 
@@ -278,46 +279,62 @@ class DeviceCore {
     return oom;
   }
 
-  // On the compute thread, after h computed: retry once after an OOM, else report it to the
-  // scheduler and start the next loaded task (queued on this same thread: no wake-up).
-  void finished(const HeldPtr& h, bool oom) {
+  // On the compute thread, after h computed: after running out of memory, run it once more with
+  // the device to itself; else report it to the scheduler and start the next loaded task (queued
+  // on this same thread: no wake-up).
+  void finished(HeldPtr h, bool oom) {
     std::unique_lock lock(mutex_);
-    if (oom && !oom_retried_ && !stopping_) {
-      // Retry once without the prefetched state of the next task on the device. `running_`
-      // stays h meanwhile, so nothing else starts computing.
-      bool dropped = false;
-      for (const HeldPtr& q : queue_) {
-        if (q->load_started && q->load_done && q->loaded) {
-          q->loaded.reset();
-          q->load_started = q->load_done = false;
-          q->overlapped = false;
-          dropped = true;
-          break;
-        }
-      }
-      if (!dropped) {
-        if (auto freed = cancel_prefetch()) {
-          lock.unlock();  // the copy thread may need the lock to finish what it runs
-          freed->wait();
-          lock.lock();
-          dropped = true;
-        }
-      }
-      if (dropped) {
-        ShardTask& t = *h->task;
-        t.error.clear();
-        t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
-        h->load_error = std::make_exception_ptr(OutOfMemory(cfg_.name, 0, 0, 0));
-        oom_retried_ = true;
-        start_compute(h);
-        return;
-      }
+    if (oom && !retrying_ && !stopping_) {
+      // Out of memory, perhaps while other tasks' state was on the device (or being loaded): it
+      // fails only if it does not fit alone. `running_` stays h, so nothing else computes, and
+      // `retrying_` keeps loads and prefetches from starting until it ends.
+      retrying_ = true;
+      free_other_memory(lock);
+      ShardTask& t = *h->task;
+      t.error.clear();
+      t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
+      h->load_error = std::make_exception_ptr(OutOfMemory(cfg_.name, 0, 0, 0));
+      start_compute(h);
+      return;
     }
+    retrying_ = false;
     running_ = nullptr;
-    caf::send_as(me_, scheduler_, done_atom::value, h->task);
+    // The device keeps no reference to the task once the scheduler may hand it back (the job may
+    // end and release its shards' state right after).
+    TaskPtr task = h->task;
+    h.reset();
+    caf::send_as(me_, scheduler_, done_atom::value, std::move(task));
     caf::send_as(me_, scheduler_, pull_atom::value, cfg_.index, 1);
     if (stopping_) idle_.notify_all();
     advance();
+  }
+
+  // Frees every device copy the device holds besides the running task's (queued tasks' loads,
+  // finished or in progress, claimed and unclaimed prefetches), so the running task can be retried
+  // alone. The freed tasks load again when their turn comes. Waits (without the lock: the copy
+  // thread takes it when a load ends) for the copy thread, where device copies are touched, to
+  // free them after the loads queued before.
+  void free_other_memory(std::unique_lock<std::mutex>& lock) {
+    std::vector<HeldPtr> held(queue_.begin(), queue_.end());
+    PrefetchPtr unclaimed = std::move(prefetch_);
+    prefetch_ = nullptr;
+    if (unclaimed) unclaimed->cancelled = true;
+    auto freed = on_copier([held, unclaimed] {
+      if (unclaimed) unclaimed->loaded.reset();
+      for (const HeldPtr& q : held) {
+        q->loaded.reset();
+        if (q->prefetch) q->prefetch->loaded.reset();
+      }
+    });
+    lock.unlock();
+    freed.wait();
+    lock.lock();
+    // No load started since (`retrying_`), and the ones queued before have ended.
+    for (const HeldPtr& q : held) {
+      q->load_started = q->load_done = false;
+      q->overlapped = false;
+      q->load_error = nullptr;
+    }
   }
 
   // Under the lock: the front task computes next if it is loaded; its load starts if its shard
@@ -331,7 +348,6 @@ class DeviceCore {
     }
     if (!h->load_done) return;  // the copy thread calls advance() when it is
     queue_.pop_front();
-    oom_retried_ = false;
     start_compute(h);
   }
 
@@ -343,7 +359,9 @@ class DeviceCore {
   std::condition_variable idle_;  // stop() waits for the running task
   std::deque<HeldPtr> queue_;     // received, not yet computing
   HeldPtr running_;               // computing
-  bool oom_retried_ = false;      // the running task was already retried after dropping a prefetch
+  // The running task ran out of memory and runs again with the device to itself: no other load
+  // or prefetch starts until it ends.
+  bool retrying_ = false;
   bool stopping_ = false;
   PrefetchPtr prefetch_;  // hinted by the scheduler, not claimed by a task yet
   std::atomic<int> copy_pending_{0};

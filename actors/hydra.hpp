@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "actors/checkpoint.hpp"
+#include "actors/cluster/link_stats.hpp"
 #include "actors/job_spec.hpp"
 #include "actors/messages.hpp"
 #include "actors/training_program.hpp"
@@ -67,6 +68,16 @@ struct RuntimeOptions {
   // Called on the thread that runs run() with each job's result as soon as it arrives (jobs end
   // in any order), e.g. to save it before the whole run is over.
   std::function<void(const JobResult&)> on_job_end;
+  // Cluster nodes ("HOST:PORT", each running build/examples/hydra_node) whose devices join the
+  // run beside `devices`; with nodes, an empty `devices` means no local devices. Jobs that run
+  // there need JobSpec::model_spec. Every node must know `node_secret` (the handshake proves it
+  // both ways; see actors/cluster/protocol.hpp).
+  std::vector<std::string> nodes;
+  std::string node_secret;
+  double node_timeout_seconds = 10;  // per handshake step
+  // A node whose link was lost is contacted again every second until the run ends; when it
+  // answers the handshake, its devices take their slots back.
+  bool node_rejoin = true;
 };
 
 // All GPUs if there are any, else two virtual CPU devices (cpu:0, cpu:1) with unlimited pools.
@@ -79,6 +90,7 @@ struct RunReport {
   actors::SchedulerStats scheduler;
   std::vector<TraceEvent> trace;                            // every task and transfer
   std::vector<std::pair<std::string, double>> utilisation;  // busy fraction per device
+  std::vector<LinkStats> links;  // per remote device: tasks, bytes and seconds each way
   double seconds = 0;
 };
 

@@ -4,6 +4,7 @@
 #include "actors/optimizer_actor.hpp"
 #include "actors/replica_set.hpp"
 #include "actors/shard_actor.hpp"
+#include "kernels/model_spec.hpp"
 #include "kernels/optim/adamw.hpp"
 #include "kernels/optim/sgd.hpp"
 #include "runtime/partitioner.hpp"
@@ -16,6 +17,18 @@ int optimizer_slots(const Optimizer& opt) {
   if (dynamic_cast<const SGD*>(&opt) != nullptr) return 1;
   if (dynamic_cast<const AdamW*>(&opt) != nullptr) return 2;
   return 2;
+}
+
+// A job with both make_model and model_spec: the spec must name the same architecture (remote
+// devices build the model from the spec).
+void check_matches_spec(const JobSpec& spec, const Model& model) {
+  const Model named = make_model_from_spec(spec.model_spec);
+  bool same = named.size() == model.size();
+  for (std::size_t i = 0; same && i < model.size(); ++i)
+    same = named.layer(i).name() == model.layer(i).name() &&
+           named.layer(i).parameter_count() == model.layer(i).parameter_count();
+  check(same, "job " + spec.name + ": model_spec '" + spec.model_spec +
+                  "' does not describe the model make_model builds");
 }
 
 // The parallel strategy fields (JobSpec): values the runtime can run.
@@ -43,7 +56,8 @@ void check_strategy(const JobSpec& spec) {
 // Everything up to the training program: data, model, partition, shard and optimizer actors.
 void build(caf::event_based_actor* self, JobContext::Parts& p) {
   const JobSpec& spec = p.setup.spec;
-  check(static_cast<bool>(spec.make_model), "job " + spec.name + " has no make_model");
+  check(static_cast<bool>(spec.make_model) || !spec.model_spec.empty(),
+        "job " + spec.name + " has no make_model and no model_spec");
   check(static_cast<bool>(spec.make_optimizer), "job " + spec.name + " has no make_optimizer");
   check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
   // Strategy and resume fields whose runtime support has not landed yet are refused, not ignored.
@@ -60,7 +74,8 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
             "<out_dir>/state/)");
   p.data = p.setup.data->get(spec);
 
-  p.model = std::make_shared<Model>(spec.make_model());
+  p.model = std::make_shared<Model>(build_job_model(spec));
+  if (spec.make_model && !spec.model_spec.empty()) check_matches_spec(spec, *p.model);
   p.model->init(spec.seed);
   check(p.model->size() > 0, "job " + spec.name + ": the model has no layers");
   std::shared_ptr<Optimizer> opt(spec.make_optimizer());

@@ -8,6 +8,7 @@
 
 #include "actors/coroutine.hpp"
 #include "kernels/model.hpp"
+#include "kernels/model_spec.hpp"
 #include "kernels/optim/optimizer.hpp"
 #include "runtime/data/dataset.hpp"
 
@@ -25,6 +26,9 @@ struct JobSpec {
   std::string name;
   std::map<std::string, std::string> config;  // hyperparameters, copied into the JobResult
   std::function<Model()> make_model;          // a fresh model; the runtime calls init(seed)
+  // The model as text (kernels/model_spec.hpp, e.g. "mlp 784 256 10"): used when make_model is
+  // empty, checked against it when both are set, and required to run on cluster nodes.
+  std::string model_spec;
   std::function<OptimizerPtr()> make_optimizer;
   // Loads the data. Runs inside the runtime, so a bad path fails only this job; jobs with the
   // same non-empty data_key share one load (and one copy in memory).
@@ -71,5 +75,13 @@ struct JobSpec {
   // Called at the end of a successful job with the trained model (parameters in home memory).
   std::function<void(Model&)> on_finish;
 };
+
+// The job's model: make_model() when set, else built from model_spec (hydra::Error when neither
+// is given or the spec is malformed).
+inline Model build_job_model(const JobSpec& spec) {
+  if (spec.make_model) return spec.make_model();
+  check(!spec.model_spec.empty(), "job " + spec.name + " has no make_model and no model_spec");
+  return make_model_from_spec(spec.model_spec);
+}
 
 }  // namespace hydra

@@ -90,6 +90,8 @@ struct SchedulerStats {
   // that found their shard's state already loaded there, and hints withdrawn unused (the task
   // went to another device, or the device's lookahead slot was needed for other work).
   std::uint64_t prefetch_hints = 0, prefetch_hits = 0, prefetch_dropped = 0;
+  // Tasks put back in the ready queue because the remote device running them lost its link.
+  std::uint64_t requeued = 0;
   // Loads repeated because the device ran out of memory (memory pressure; the task then ran).
   std::uint64_t oom_retries = 0;
   std::string policy;

@@ -22,7 +22,7 @@ Replica spawn_replica(caf::event_based_actor* self, JobContext::Parts& p,
   if (replica == 0) {
     out.model = p.model;
   } else {
-    out.model = std::make_shared<Model>(spec.make_model());
+    out.model = std::make_shared<Model>(build_job_model(spec));
     out.model->init(spec.seed);
     if (p.model->parameters().size() != out.model->parameters().size())
       throw Error("job " + spec.name + ": make_model built a different model for replica " +
@@ -45,6 +45,7 @@ Replica spawn_replica(caf::event_based_actor* self, JobContext::Parts& p,
     st->fused_update = spec.clip_grad_norm <= 0 && R == 1 && spec.micro_batches <= 1;
     st->device_affinity = spec.device_affinity;
     st->forward_flops = plan[s].forward_flops;
+    st->model_spec = spec.model_spec;
     st->stash_slots.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, spec.micro_batches)));
     if (spec.sharded_data_parallel && R > 1)
       for (std::size_t k = 0; k < st->parameters().size(); ++k) {

@@ -3,6 +3,10 @@
 #include <filesystem>
 #include <set>
 
+#include <caf/io/all.hpp>
+
+#include "actors/cluster/protocol.hpp"
+#include "actors/cluster/remote_device.hpp"
 #include "actors/data_cache.hpp"
 #include "actors/device_actor.hpp"
 #include "actors/early_stopping_actor.hpp"
@@ -35,7 +39,8 @@ using SavedCapacities = std::vector<std::pair<Device, std::size_t>>;
 
 std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options,
                                                   SavedCapacities& saved) {
-  std::vector<DeviceSpec> specs = options.devices.empty() ? default_devices() : options.devices;
+  std::vector<DeviceSpec> specs = options.devices;
+  if (specs.empty() && options.nodes.empty()) specs = default_devices();
   std::vector<actors::DeviceConfig> out;
   std::set<Device> cpus;
   std::map<int, int> per_gpu;
@@ -65,7 +70,7 @@ std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options,
     c.budget = s.memory_bytes > 0 ? s.memory_bytes : memory_pool(s.device).capacity();
     out.push_back(c);
   }
-  check(!out.empty(), "RuntimeOptions: no devices");
+  check(!out.empty() || !options.nodes.empty(), "RuntimeOptions: no devices");
   return out;
 }
 
@@ -93,27 +98,117 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       }
     }
   } restore;
+  if (!options.nodes.empty())
+    for (const JobSpec& j : jobs)
+      check(!j.model_spec.empty(),
+            "job " + j.name +
+                ": RuntimeOptions::nodes needs a JobSpec::model_spec on every job (the model as "
+                "text the nodes can build; see kernels/model_spec.hpp)");
   std::vector<DeviceConfig> devices = resolve_devices(options, restore.saved);
   set_blas_threads(1);
 
-  std::size_t smallest = SIZE_MAX;
-  for (const DeviceConfig& d : devices)
-    smallest = std::min(smallest, d.budget);
-  // A device holds the running shard and the prefetched next one: each may use half.
-  const std::size_t shard_budget = smallest == SIZE_MAX ? SIZE_MAX / 4 : smallest / 2;
-
   RunReport report;
-  for (const DeviceConfig& d : devices)
-    report.devices.push_back(d.name);
   auto trace = std::make_shared<Trace>();
+  auto links = std::make_shared<cluster::LinkCounters>();
   {
     caf::actor_system_config cfg;
+    if (!options.nodes.empty()) {
+      cfg.load<caf::io::middleman>();
+      cfg.set("middleman.app-identifiers", std::vector<std::string>{cluster::app_identifier});
+      cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(200)});
+      cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(3)});
+    }
     caf::actor_system sys{cfg};
+    // Cluster nodes: the handshake, then one proxy per remote device after the local devices.
+    const auto timeout = std::chrono::milliseconds(
+        static_cast<std::int64_t>(std::max(0.1, options.node_timeout_seconds) * 1000));
+    struct NodeEntry {
+      std::string address;
+      std::vector<cluster::RemoteDeviceConfig> remotes;
+      std::vector<caf::actor> proxies;
+      int live = 0;
+      double last_try = 0;
+    };
+    std::vector<NodeEntry> nodes;
+    int next_index = static_cast<int>(devices.size());
+    for (const std::string& address : options.nodes) {
+      cluster::NodeLink link = cluster::connect_node(sys, address, options.node_secret, timeout);
+      NodeEntry e;
+      e.address = address;
+      for (std::size_t i = 0; i < link.devices.size(); ++i) {
+        cluster::RemoteDeviceConfig rc;
+        rc.index = next_index++;
+        rc.name = address + "/" + link.devices[i].name;
+        rc.remote = static_cast<int>(i);
+        rc.link = static_cast<int>(links->links.size());
+        rc.node = link;
+        LinkStats ls;
+        ls.device = rc.name;
+        ls.node = address;
+        ls.joins = 1;
+        links->links.push_back(ls);
+        e.remotes.push_back(rc);
+      }
+      nodes.push_back(std::move(e));
+    }
+    std::size_t smallest = SIZE_MAX;
+    for (const DeviceConfig& d : devices)
+      smallest = std::min(smallest, d.budget);
+    for (const NodeEntry& e : nodes)
+      for (const cluster::RemoteDeviceConfig& rc : e.remotes)
+        smallest = std::min(smallest, rc.node.devices[static_cast<std::size_t>(rc.remote)].budget);
+    // A device holds the running shard and the prefetched next one: each may use half.
+    const std::size_t shard_budget = smallest == SIZE_MAX ? SIZE_MAX / 4 : smallest / 2;
+    for (const DeviceConfig& d : devices)
+      report.devices.push_back(d.name);
+    for (const NodeEntry& e : nodes)
+      for (const cluster::RemoteDeviceConfig& rc : e.remotes)
+        report.devices.push_back(rc.name);
+
     auto scheduler =
         sys.spawn(scheduler_actor, SchedulerConfig{options.policy, options.policy_seed, trace});
     std::vector<caf::actor> device_actors;
     for (const DeviceConfig& d : devices)
       device_actors.push_back(sys.spawn<caf::detached>(device_actor, d, scheduler, trace));
+    caf::scoped_actor self{sys};
+    auto start_proxies = [&](NodeEntry& e) {
+      for (const cluster::RemoteDeviceConfig& rc : e.remotes) {
+        caf::actor p =
+            sys.spawn<caf::detached>(cluster::remote_device_actor, rc, scheduler, trace, links);
+        self->monitor(p);
+        e.proxies.push_back(p);
+        ++e.live;
+      }
+    };
+    for (NodeEntry& e : nodes)
+      start_proxies(e);
+    // A node whose proxies all went down is asked to rejoin once a second.
+    auto rejoin = [&] {
+      if (!options.node_rejoin) return;
+      for (NodeEntry& e : nodes) {
+        if (e.live > 0 || trace->now() - e.last_try < 1.0) continue;
+        e.last_try = trace->now();
+        try {
+          cluster::NodeLink link =
+              cluster::connect_node(sys, e.address, options.node_secret, timeout);
+          if (link.devices.size() != e.remotes.size()) {
+            std::fprintf(stderr, "hydra: node %s came back with %zu devices instead of %zu\n",
+                         e.address.c_str(), link.devices.size(), e.remotes.size());
+            continue;
+          }
+          for (cluster::RemoteDeviceConfig& rc : e.remotes) {
+            rc.node = link;
+            std::lock_guard lock(links->mu);
+            ++links->links.at(static_cast<std::size_t>(rc.link)).joins;
+          }
+          std::fprintf(stderr, "hydra: node %s rejoined\n", e.address.c_str());
+          e.proxies.clear();
+          start_proxies(e);
+        } catch (const std::exception&) {
+          // Not back yet: try again later.
+        }
+      }
+    };
     auto data = std::make_shared<DataCache>();
     std::shared_ptr<ProgressDisplay> progress;
     if (options.progress) progress = std::make_shared<ProgressDisplay>();
@@ -129,14 +224,13 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.data = data;
       setup.shard_budget = shard_budget;
       setup.shards = options.shards;
-      setup.num_devices = static_cast<int>(devices.size());
+      setup.num_devices = next_index;  // local and remote
       setup.out_dir = options.out_dir;
       setup.progress = progress;
       setup.early_stopping = early_stopping;
       setup.trace = trace;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
     }
-    caf::scoped_actor self{sys};
     report.jobs.resize(jobs.size());
     // Start every job, then collect the answers.
     for (auto& j : job_actors) {
@@ -146,6 +240,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     std::size_t received = 0;
     // Device lines of the live display: utilisation over the last few seconds.
     auto show_devices = [&] {
+      rejoin();
       if (!progress) return;
       const double now = trace->now();
       for (const auto& [name, u] : trace->utilisation(std::max(0.0, now - 5.0), now))
@@ -163,6 +258,9 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
           ++received;
         },
         [&](caf::down_msg& dm) {
+          for (NodeEntry& e : nodes)
+            for (const caf::actor& p : e.proxies)
+              if (p.address() == dm.source) --e.live;
           // A job actor died without answering (it should not: the program's errors are caught).
           for (std::size_t i = 0; i < job_actors.size(); ++i) {
             if (job_actors[i].address() != dm.source) continue;
@@ -184,6 +282,11 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
                  [&](caf::error& e) { throw Error("scheduler: " + sys.render(e)); });
     for (auto& d : device_actors)
       self->send(d, stop_atom::value);
+    for (NodeEntry& e : nodes)
+      for (const caf::actor& p : e.proxies) {
+        self->demonitor(p);
+        self->send(p, stop_atom::value);
+      }
     for (auto& j : job_actors) {
       self->demonitor(j);
       self->send_exit(j, caf::exit_reason::user_shutdown);
@@ -196,6 +299,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
 
   report.trace = trace->events();
   report.utilisation = trace->utilisation();
+  report.links = links->links;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!options.out_dir.empty()) {
     const std::filesystem::path out(options.out_dir);

@@ -325,10 +325,14 @@ struct SchedulerState {
     promise.deliver(t);
   }
 
-  // A device actor terminated (it should not: tasks catch their errors): its tasks fail, the
-  // others carry on without it.
+  // A device actor terminated. A remote device that lost its link (exit reason
+  // remote_link_unreachable) changed no home state for the tasks it held: they go back to the
+  // ready queue. Any other device should not terminate (tasks catch their errors): its tasks
+  // fail. The others carry on without it; a device that pulls again with the same index later
+  // (a node that rejoined) takes the slot back.
   void device_down(caf::event_based_actor* self, const caf::actor_addr& who,
-                   const std::string& reason) {
+                   const caf::error& reason) {
+    const bool requeue = reason == caf::exit_reason::remote_link_unreachable;
     for (int d = 0; d < static_cast<int>(devices.size()); ++d) {
       if (!devices[d].actor || devices[d].actor.address() != who) continue;
       devices[d] = DeviceSlot{};
@@ -337,8 +341,24 @@ struct SchedulerState {
       std::vector<std::uint64_t> lost;
       for (const auto& [id, w] : waiting)
         if (w.device == d) lost.push_back(id);
-      for (std::uint64_t id : lost)
-        fail(id, "device " + std::to_string(d) + " terminated: " + reason);
+      for (std::uint64_t id : lost) {
+        if (!requeue) {
+          fail(id, "device " + std::to_string(d) + " terminated: " + self->system().render(reason));
+          continue;
+        }
+        Waiting& w = waiting.at(id);
+        w.device = -1;
+        ++stats.requeued;
+        ReadyTask rt;
+        rt.id = id;
+        rt.job = w.task->state->job;
+        rt.shard = w.task->state->shard;
+        rt.kind = w.task->kind;
+        rt.ready_seq = w.ready_seq;
+        rt.last_device = w.task->state->last_device;
+        rt.device_affinity = w.task->state->device_affinity;
+        ready.insert(ready.begin(), rt);
+      }
     }
     dispatch(self);
   }
@@ -366,9 +386,8 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
   st->policy = make_policy(config.policy, config.seed);
   st->stats.policy = st->policy->name();
   st->config = std::move(config);
-  self->set_down_handler([self, st](caf::down_msg& dm) {
-    st->device_down(self, dm.source, self->system().render(dm.reason));
-  });
+  self->set_down_handler(
+      [self, st](caf::down_msg& dm) { st->device_down(self, dm.source, dm.reason); });
   return {
       [self, st](submit_atom, TaskPtr& t) -> caf::result<TaskPtr> {
         auto rp = self->make_response_promise();

@@ -28,6 +28,7 @@ struct ShardState {
   std::string job_name;
   int shard = 0, num_shards = 1;
   std::shared_ptr<Model> model;  // the whole model, shared by the job's shards
+  std::string model_spec;        // JobSpec::model_spec (remote devices build the model from it)
   std::size_t begin = 0, end = 0;
   Device home = Device::host();
   // Stashes of the training forwards whose backward has not run, by micro-batch index

@@ -37,7 +37,7 @@ Shape batch_input(const JobSpec& spec, const DataSplits& d) {
 
 SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run_shards,
                   CostModel& costs) {
-  Model m = spec.make_model();
+  Model m = build_job_model(spec);
   m.init(spec.seed);
   OptimizerPtr opt = spec.make_optimizer();
   const DataSplits d = spec.data();
@@ -53,10 +53,11 @@ SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run
 PlanJob to_plan_job(const JobSpec& spec, const DataSplits& data, std::size_t shard_budget,
                     std::size_t run_shards, std::size_t extra_options, Device device,
                     CostModel& costs) {
-  check(static_cast<bool>(spec.make_model), "job " + spec.name + " has no make_model");
+  check(static_cast<bool>(spec.make_model) || !spec.model_spec.empty(),
+        "job " + spec.name + " has no make_model and no model_spec");
   check(static_cast<bool>(spec.make_optimizer), "job " + spec.name + " has no make_optimizer");
   check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
-  Model m = spec.make_model();
+  Model m = build_job_model(spec);
   m.init(spec.seed);
   OptimizerPtr opt = spec.make_optimizer();
   const Shape input = batch_input(spec, data);

@@ -87,6 +87,21 @@ Model conv_net(std::int64_t width, std::int64_t depth, std::int64_t classes) {
   return m;
 }
 
+// conv_net as a model spec (kernels/model_spec.hpp), so cluster nodes can build it.
+std::string conv_net_spec(std::int64_t width, std::int64_t depth, std::int64_t classes) {
+  std::string s = "layers";
+  std::int64_t channels = 1, size = 28;
+  for (std::int64_t i = 0; i < depth; ++i) {
+    const std::int64_t next = width << i;
+    s += std::string(" conv2d ") + std::to_string(channels) + " " + std::to_string(next) +
+         " 3 1 1; relu; maxpool2d 2;";
+    channels = next;
+    size /= 2;
+  }
+  return s + std::string(" flatten; linear ") + std::to_string(channels * size * size) + " " +
+         std::to_string(classes);
+}
+
 }  // namespace
 
 SweepPlan plan_sweep(const sweep::SweepFile& file, bool quick) {
@@ -115,12 +130,22 @@ SweepPlan plan_sweep(const sweep::SweepFile& file, bool quick) {
       j.make_model = [in = data.features, classes = data.classes, w, dep] {
         return make_mlp(in, std::vector<std::int64_t>(static_cast<std::size_t>(dep), w), classes);
       };
+      std::string hidden;
+      for (std::int64_t i = 0; i < dep; ++i)
+        hidden += std::string(i ? "," : "") + std::to_string(w);
+      j.model_spec = std::string("mlp ") + std::to_string(data.features) + " " +
+                     (hidden.empty() ? std::string("-") : hidden) + " " +
+                     std::to_string(data.classes);
     } else if (t.family == "cnn") {
       j.make_model = [classes = data.classes, w, dep] { return conv_net(w, dep, classes); };
+      j.model_spec = conv_net_spec(w, dep, data.classes);
     } else {
       j.make_model = [vocab = data.vocab, ctx = file.dataset.context, w, dep, heads] {
         return make_gpt(vocab, ctx, w, heads, dep);
       };
+      j.model_spec = std::string("gpt ") + std::to_string(data.vocab) + " " +
+                     std::to_string(file.dataset.context) + " " + std::to_string(w) + " " +
+                     std::to_string(heads) + " " + std::to_string(dep);
     }
     j.make_optimizer = [opt = t.optimizer, lr = t.lr, m = tr.momentum,
                         wd = tr.weight_decay]() -> OptimizerPtr {

@@ -136,6 +136,8 @@ SweepRun execute(const std::string& dir, SweepPlan plan, bool resume,
   ro.policy = plan.file.policy;
   ro.policy_seed = plan.file.seed;
   ro.progress = options.progress;
+  ro.nodes = options.nodes;
+  ro.node_secret = options.node_secret;
   ro.out_dir = dir;
   ro.on_job_end = [dir](const JobResult& r) {
     write_text(result_path(dir, r.name), sweep::job_result_to_json(r));
@@ -228,7 +230,13 @@ std::string ranking_csv(const std::vector<JobResult>& results, const std::string
 
 SweepRun run_sweep(const std::string& sweep_file, std::string dir, const SweepRunOptions& options) {
   const sweep::SweepFile file = sweep::parse_sweep_file(sweep_file);
-  if (dir.empty()) dir = "runs/" + file.name;
+  if (dir.empty()) {
+    // The default directory: runs/<name>, else the first of runs/<name>-2, -3, ... that holds no
+    // sweep, so running the same file again keeps the earlier results.
+    dir = "runs/" + file.name;
+    for (int n = 2; fs::exists(fs::path(dir) / "sweep.json"); ++n)
+      dir = "runs/" + file.name + "-" + std::to_string(n);
+  }
   if (fs::exists(fs::path(dir) / "sweep.json"))
     throw Error(dir + " already holds a sweep; continue it with `hydra resume " + dir +
                 "`, or choose another directory with --out");

@@ -25,6 +25,10 @@ namespace hydra {
 struct SweepRunOptions {
   bool quick = false;     // plan_sweep's smoke run (recorded in DIR, kept by resume)
   bool progress = false;  // the runtime's live display
+  // Cluster nodes whose devices join the sweep file's devices (RuntimeOptions::nodes), and the
+  // shared secret they know.
+  std::vector<std::string> nodes;
+  std::string node_secret;
   // Called once the jobs and devices are known, before training (to print a summary).
   std::function<void(const SweepPlan&, const RuntimeOptions&, std::size_t to_run)> on_start;
 };
@@ -40,8 +44,9 @@ struct SweepRun {
   std::string table;                  // format_results_table(results, metric)
 };
 
-// Starts the sweep of `sweep_file` in `dir` ("" : runs/<name>). Throws hydra::Error for a bad
-// sweep file, a missing dataset, or a `dir` that already holds a sweep (resume it instead).
+// Starts the sweep of `sweep_file` in `dir` ("": runs/<name>, or the first runs/<name>-N, N >= 2,
+// that holds no sweep). Throws hydra::Error for a bad sweep file, a missing dataset, or a `dir`
+// given explicitly that already holds a sweep (resume it instead).
 SweepRun run_sweep(const std::string& sweep_file, std::string dir, const SweepRunOptions& options);
 // Continues the sweep in `dir`. Throws hydra::Error when `dir` holds no sweep.
 SweepRun resume_sweep(const std::string& dir, const SweepRunOptions& options);

@@ -18,6 +18,7 @@
 #include "actors/plan.hpp"
 #include "actors/sweep_runner.hpp"
 #include "examples/example_cli.hpp"
+#include "examples/node_cli.hpp"
 #include "runtime/duration_format.hpp"
 
 using namespace hydra;
@@ -25,7 +26,7 @@ using namespace hydra;
 namespace {
 
 struct RunFlags {
-  std::string out;
+  std::string out, nodes, node_secret_file;
   bool quick = false, no_progress = false, dry_run = false;
 };
 
@@ -96,6 +97,15 @@ int report(const SweepRun& r, double wall) {
                     j.stop_reason.c_str());
   }
   if (!r.report.utilisation.empty()) examples::print_utilisation(r.report);
+  for (const LinkStats& l : r.report.links)
+    std::printf(
+        "  %s: %llu tasks (%llu re-run elsewhere, %llu joins), sent %s, received %s; "
+        "encode %.1fs, network %.1fs, node %.1fs, apply %.1fs\n",
+        l.device.c_str(), static_cast<unsigned long long>(l.tasks),
+        static_cast<unsigned long long>(l.requeued), static_cast<unsigned long long>(l.joins),
+        examples::mib(double(l.bytes_sent)).c_str(),
+        examples::mib(double(l.bytes_received)).c_str(), l.encode_seconds, l.network_seconds,
+        l.node_seconds, l.apply_seconds);
   if (r.best >= 0) {
     const JobResult& b = r.results[static_cast<std::size_t>(r.best)];
     std::printf("\nBest: %s, validation accuracy %.2f%%, loss %.4f at step %lld%s\n",
@@ -116,6 +126,24 @@ int report(const SweepRun& r, double wall) {
   return done > 0 ? 0 : 1;
 }
 
+// --nodes and --node-secret-file: cluster nodes (`hydra node`) whose devices join the run.
+void add_cluster_flags(examples::Flags& f, RunFlags& o) {
+  f.add_string("--nodes", &o.nodes, "HOST:PORT,...",
+               "cluster nodes (started with `hydra node`) whose devices join the sweep's devices");
+  f.add_string("--node-secret-file", &o.node_secret_file, "PATH",
+               "file holding the nodes' shared secret (default: $HYDRA_NODE_SECRET)");
+}
+
+void set_cluster(SweepRunOptions& ro, const RunFlags& o) {
+  if (o.nodes.empty()) return;
+  ro.nodes = examples::split_nodes(o.nodes);
+  ro.node_secret = examples::read_node_secret(o.node_secret_file, "--node-secret-file");
+}
+
+int cmd_node(int argc, char** argv) {
+  return examples::node_main("hydra node", argc, argv);
+}
+
 int cmd_run(int argc, char** argv) {
   const std::string file = positional(argc, argv, "a sweep file: hydra run FILE [flags]");
   RunFlags o;
@@ -123,11 +151,14 @@ int cmd_run(int argc, char** argv) {
                     "Trains every configuration of the sweep file at once, with its early "
                     "stopping, and writes\nthe ranked results, curves, plots, trace and the best "
                     "checkpoint to the sweep directory.");
-  f.add_string("--out", &o.out, "DIR", "the sweep directory (default runs/<sweep name>)");
+  f.add_string("--out", &o.out, "DIR",
+               "the sweep directory (default runs/<sweep name>, or runs/<sweep name>-N when that "
+               "holds a sweep)");
   f.add_switch("--quick", &o.quick,
                "smoke run: at most 4000 training and 1000 validation samples (kjv: 4000 and 64 "
                "windows), 1 epoch or at most 60 steps");
   f.add_switch("--no-progress", &o.no_progress, "no live progress display");
+  add_cluster_flags(f, o);
   f.add_switch("--dry-run", &o.dry_run,
                "check the sweep file and print the configurations, without loading data or "
                "training");
@@ -149,6 +180,7 @@ int cmd_run(int argc, char** argv) {
   ro.quick = o.quick;
   ro.progress = !o.no_progress;
   ro.on_start = print_start;
+  set_cluster(ro, o);
   const SweepRun r = run_sweep(file, o.out, ro);
   return report(r, examples::seconds_since(t0));
 }
@@ -180,11 +212,13 @@ int cmd_explain(int argc, char** argv) {
 int cmd_resume(int argc, char** argv) {
   const std::string dir = positional(argc, argv, "a sweep directory: hydra resume DIR [flags]");
   bool no_progress = false;
+  RunFlags cluster;
   examples::Flags f("hydra resume DIR",
                     "Continues an interrupted sweep: finished jobs are read back, the others "
                     "continue from\ntheir training-state files, early stopping replays the "
                     "recorded reports.");
   f.add_switch("--no-progress", &no_progress, "no live progress display");
+  add_cluster_flags(f, cluster);
   if (dir.empty() || !parse_flags(f, argc, argv)) {
     if (dir.empty()) std::fputs(f.usage().c_str(), stdout);
     return 0;
@@ -193,6 +227,7 @@ int cmd_resume(int argc, char** argv) {
   SweepRunOptions ro;
   ro.progress = !no_progress;
   ro.on_start = print_start;
+  set_cluster(ro, cluster);
   const SweepRun r = resume_sweep(dir, ro);
   return report(r, examples::seconds_since(t0));
 }
@@ -206,13 +241,16 @@ struct Command {
 
 // The subcommands. Add a row (and its function) for a new one.
 const Command kCommands[] = {
-    {"run", "run FILE [--out DIR] [--quick] [--no-progress] [--dry-run]",
+    {"run", "run FILE [--out DIR] [--quick] [--no-progress] [--dry-run] [--nodes HOST:PORT,...]",
      "train the sweep in a sweep file (examples/sweeps/*.json)", cmd_run},
     {"explain", "explain FILE [--quick]",
      "print the planned strategy, predicted time and memory per job, without training",
      cmd_explain},
-    {"resume", "resume DIR [--no-progress]", "continue an interrupted sweep in its directory",
-     cmd_resume},
+    {"resume", "resume DIR [--no-progress] [--nodes ...]",
+     "continue an interrupted sweep in its directory", cmd_resume},
+    {"node", "node [--listen HOST:PORT] [--secret-file PATH] [--devices N]",
+     "host this machine's devices for coordinators (hydra run FILE --nodes HOST:PORT,...)",
+     cmd_node},
 };
 
 std::string usage() {

@@ -169,3 +169,22 @@ TEST_CASE("sweep: the report log replays every complete line and skips a cut-off
   CountingRule bad;
   CHECK_THROWS_WITH_AS(sweep::replay_report_log(log, bad), doctest::Contains("line 4"), Error);
 }
+
+TEST_CASE("sweep: without a directory a second run of the same file gets runs/NAME-2") {
+  SweepTempDir tmp("default_dir");
+  write(tmp.path / "tiny.json", kTinySweep);
+  struct Cwd {
+    fs::path before = fs::current_path();
+    ~Cwd() { fs::current_path(before); }
+  } cwd;
+  fs::current_path(tmp.path);
+  const SweepRun a = run_sweep("tiny.json", "", {});
+  CHECK(a.dir == "runs/tiny");
+  const SweepRun b = run_sweep("tiny.json", "", {});
+  CHECK(b.dir == "runs/tiny-2");
+  CHECK(fs::exists(tmp.path / "runs" / "tiny" / "ranking.csv"));
+  CHECK(fs::exists(tmp.path / "runs" / "tiny-2" / "ranking.csv"));
+  // The first run's results are untouched by the second.
+  CHECK(slurp(tmp.path / "runs" / "tiny" / "jobs.json") ==
+        slurp(tmp.path / "runs" / "tiny-2" / "jobs.json"));
+}
