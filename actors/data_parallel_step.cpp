@@ -24,7 +24,8 @@ void traced(JobContext::Parts& p, const char* kind, F collective) {
   const double start = p.setup.trace ? p.setup.trace->now() : 0.0;
   const std::size_t bytes = collective();
   if (p.setup.trace)
-    p.setup.trace->add({"host", p.setup.spec.name, -1, kind, start, p.setup.trace->now(), bytes});
+    p.setup.trace->add(
+        {kHostLane, p.setup.spec.name, -1, kind, start, p.setup.trace->now(), bytes});
 }
 
 // Sum of squares of replica 0's (all-reduced) gradients, per shard.

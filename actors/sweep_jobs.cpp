@@ -178,10 +178,7 @@ std::vector<DeviceSpec> sweep_devices(const sweep::SweepFile& file) {
   const sweep::DevicesSpec& d = file.devices;
   const std::string where = "sweep file " + file.source + ": ";
   std::vector<DeviceSpec> out;
-  if (d.kind == "nodes")
-    throw Error(where +
-                "\"devices.kind\": \"nodes\" needs the multi-node runtime, which this build does "
-                "not have; use \"default\", \"cpu\" or \"gpu\"");
+  if (d.kind == "nodes") return out;  // the nodes' devices only (sweep_nodes)
   if (d.kind == "cpu") {
     for (std::int64_t i = 0; i < d.count; ++i)
       out.push_back({Device::cpu(static_cast<int>(i)), 0});
@@ -202,6 +199,19 @@ std::vector<DeviceSpec> sweep_devices(const sweep::SweepFile& file) {
   }
   for (DeviceSpec& s : out)
     if (d.memory_mib > 0) s.memory_bytes = static_cast<std::size_t>(d.memory_mib) << 20;
+  return out;
+}
+
+std::vector<std::string> sweep_nodes(const sweep::SweepFile& file,
+                                     const std::vector<std::string>& extra,
+                                     const std::string& secret) {
+  std::vector<std::string> out;
+  if (file.devices.kind == "nodes") out = file.devices.nodes;
+  out.insert(out.end(), extra.begin(), extra.end());
+  if (!out.empty() && secret.empty())
+    throw Error("sweep file " + file.source +
+                ": the run uses cluster nodes but has no shared secret for them; give "
+                "--node-secret-file PATH or set HYDRA_NODE_SECRET");
   return out;
 }
 

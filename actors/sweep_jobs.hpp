@@ -36,8 +36,14 @@ SweepPlan plan_sweep(const sweep::SweepFile& file, bool quick = false);
 
 // The devices of "devices": default (all GPUs, else two virtual CPU devices), cpu (count virtual
 // devices), gpu (the first count GPUs, 0: all). Throws hydra::Error naming the field when no GPU
-// exists for "gpu", or for "nodes" (a run over a node list needs the multi-node runtime).
+// exists for "gpu". For "nodes": none (the run uses the nodes' devices only, sweep_nodes).
 std::vector<DeviceSpec> sweep_devices(const sweep::SweepFile& file);
+
+// The cluster nodes of a run: "devices.nodes" when "devices.kind" is "nodes", then `extra` (the
+// command line's --nodes). Throws hydra::Error when there are nodes but `secret` is empty.
+std::vector<std::string> sweep_nodes(const sweep::SweepFile& file,
+                                     const std::vector<std::string>& extra,
+                                     const std::string& secret);
 
 // The sweep's early-stopping rule: successive halving ("asha"/"sha", resources in each job's
 // steps or epochs) inside a time budget when one is set; null when there is neither. `asha`

@@ -136,7 +136,7 @@ SweepRun execute(const std::string& dir, SweepPlan plan, bool resume,
   ro.policy = plan.file.policy;
   ro.policy_seed = plan.file.seed;
   ro.progress = options.progress;
-  ro.nodes = options.nodes;
+  ro.nodes = sweep_nodes(plan.file, options.nodes, options.node_secret);
   ro.node_secret = options.node_secret;
   ro.out_dir = dir;
   ro.on_job_end = [dir](const JobResult& r) {
@@ -242,6 +242,7 @@ SweepRun run_sweep(const std::string& sweep_file, std::string dir, const SweepRu
                 "`, or choose another directory with --out");
   SweepPlan plan = plan_sweep(file, options.quick);
   sweep_devices(file);  // device mistakes before anything is written
+  sweep_nodes(file, options.nodes, options.node_secret);
   fs::create_directories(fs::path(dir) / "jobs");
   write_job_list(dir, plan, options.quick);
   write_text(fs::path(dir) / "sweep.json", file.text);

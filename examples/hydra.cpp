@@ -11,6 +11,7 @@
 // subcommand) and one row.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -70,6 +71,9 @@ void print_start(const SweepPlan& plan, const RuntimeOptions& ro, std::size_t to
   for (const DeviceSpec& d : ro.devices)
     devices += (devices.empty() ? "" : ", ") + d.device.str() +
                (d.memory_bytes > 0 ? " (" + examples::mib(double(d.memory_bytes)) + ")" : "");
+  for (const std::string& n : ro.nodes)
+    devices += (devices.empty() ? "the devices of node " : ", node ") + n;
+  if (devices.empty()) devices = "the default devices";
   std::printf("Sweep %s (%s): %s\n", f.name.c_str(), f.source.c_str(), plan.data_summary.c_str());
   std::printf(
       "  %zu configurations (%s search), %lld %s each; %s\n", plan.jobs.size(),
@@ -135,7 +139,12 @@ void add_cluster_flags(examples::Flags& f, RunFlags& o) {
 }
 
 void set_cluster(SweepRunOptions& ro, const RunFlags& o) {
-  if (o.nodes.empty()) return;
+  if (o.nodes.empty()) {
+    // A sweep file may name its nodes ("devices.kind": "nodes"): read a secret if one is given.
+    if (!o.node_secret_file.empty() || std::getenv("HYDRA_NODE_SECRET") != nullptr)
+      ro.node_secret = examples::read_node_secret(o.node_secret_file, "--node-secret-file");
+    return;
+  }
   ro.nodes = examples::split_nodes(o.nodes);
   ro.node_secret = examples::read_node_secret(o.node_secret_file, "--node-secret-file");
 }

@@ -68,6 +68,8 @@ std::vector<std::pair<std::string, double>> utilisation_of(const std::vector<Tra
                                                            double from, double to) {
   std::vector<std::pair<std::string, double>> out;
   for (const std::string& d : device_names(events)) {
+    // The host's collectives (data-parallel all-reduce, all-gather) are not a device's work.
+    if (d == kHostLane) continue;
     const double span = to - from;
     const double u = span > 0 ? busy_seconds(events, d, from, to) / span : 0.0;
     out.emplace_back(d, std::clamp(u, 0.0, 1.0));

@@ -19,6 +19,9 @@ struct TraceEvent {
   std::size_t bytes = 0;  // bytes moved (transfers)
 };
 
+// The device name of events the host runs itself (the all-reduce and all-gather of data-parallel
+// jobs): shown in the Chrome trace and the Gantt chart, never listed by utilisation().
+inline constexpr const char* kHostLane = "host";
 // forward, backward, update, eval: the kinds that count as busy time in utilisation().
 bool is_compute_kind(const std::string& kind);
 // Orders device names by type, then numerically by index: "cpu:0" < "cpu:2" < "cpu:10" <
@@ -31,7 +34,7 @@ class Trace {
   double now() const;  // seconds since construction (steady clock)
   void add(TraceEvent e);
   std::vector<TraceEvent> events() const;
-  // Busy fraction of each device over [first event start, last event end] of the whole trace;
+  // Busy fraction of each device (not kHostLane) over [first event start, last event end];
   // compute kinds only (forward, backward, update, eval), overlapping events counted once.
   std::vector<std::pair<std::string, double>> utilisation() const;
   // The same busy fraction over the window [from, to] (seconds since the origin), e.g. the last

@@ -188,3 +188,22 @@ TEST_CASE("sweep: without a directory a second run of the same file gets runs/NA
   CHECK(slurp(tmp.path / "runs" / "tiny" / "jobs.json") ==
         slurp(tmp.path / "runs" / "tiny-2" / "jobs.json"));
 }
+
+TEST_CASE("sweep: a node list without a shared secret is refused before anything is written") {
+  SweepTempDir tmp("nodes");
+  std::string text = kTinySweep;
+  const std::string cpu = R"("devices": {"kind": "cpu", "count": 2})";
+  REQUIRE(text.find(cpu) != std::string::npos);
+  text.replace(text.find(cpu), cpu.size(),
+               R"("devices": {"kind": "nodes", "nodes": ["127.0.0.1:7001"]})");
+  write(tmp.path / "nodes.json", text);
+  const std::string dir = (tmp.path / "out").string();
+  CHECK_THROWS_WITH_AS(run_sweep((tmp.path / "nodes.json").string(), dir, {}),
+                       doctest::Contains("uses cluster nodes but has no shared secret"), Error);
+  CHECK_FALSE(fs::exists(dir));
+  // The nodes of the file come first, then those of the command line.
+  const sweep::SweepFile f = sweep::parse_sweep_file((tmp.path / "nodes.json").string());
+  CHECK(sweep_devices(f).empty());
+  CHECK(sweep_nodes(f, {"10.0.0.2:7002"}, "s") ==
+        std::vector<std::string>{"127.0.0.1:7001", "10.0.0.2:7002"});
+}

@@ -54,6 +54,7 @@ TEST_CASE("trace utilisation merges overlapping compute intervals per device") {
   t.add(TraceEvent{"cuda:0", "b", 1, "eval", 6, 7});
   t.add(TraceEvent{"cuda:1", "a", 2, "eval", 8, 10});
   t.add(TraceEvent{"cpu:0", "a", 0, "store", 2, 4, 64});
+  t.add(TraceEvent{kHostLane, "a", -1, "allreduce", 4, 5, 4096});  // not a device: not listed
 
   const auto u = t.utilisation();
   REQUIRE(u.size() == 3);
