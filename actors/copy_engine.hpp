@@ -1,6 +1,7 @@
 #pragma once
-// A device's helper thread for transfers: prefetch loads run here, on the device's copy stream,
-// while the device actor's own thread runs the current task's kernels (double buffering).
+// A device's worker thread running queued jobs in order: the device actor has two, its copy
+// thread (loads and prefetches on the copy stream) and its compute thread (kernels), so loads
+// overlap the running task's compute (double buffering).
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -19,7 +20,7 @@ class CopyEngine {
   CopyEngine(const CopyEngine&) = delete;
   CopyEngine& operator=(const CopyEngine&) = delete;
 
-  // Runs `fn` on the helper thread after everything queued before it.
+  // Runs `fn` on the thread after everything queued before it.
   template <class F>
   auto submit(F fn) -> std::future<decltype(fn())> {
     using R = decltype(fn());

@@ -1,7 +1,9 @@
 #include "actors/device_actor.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -41,251 +43,347 @@ struct Held {
 };
 using HeldPtr = std::shared_ptr<Held>;
 
-}  // namespace
+// A device's state and its three threads. The actor's thread handles the scheduler's messages;
+// the copy thread (`copier`) runs loads and prefetches, the compute thread (`runner`) the
+// kernels, one task at a time. All three drive the same state machine under `mutex`: the copy
+// thread hands a loaded task straight to the compute thread, the compute thread reports `done`
+// to the scheduler itself and starts the next loaded task without a round trip through the
+// actor's thread, and a task that reaches an idle device with nothing in flight on the copy
+// thread is loaded and computed by the compute thread in one go. The members the threads use
+// are declared before the engines, which are destroyed (joined) first.
+class DeviceCore {
+ public:
+  DeviceCore(DeviceConfig cfg, caf::actor me, caf::actor scheduler, const Trace& clock)
+      : cfg_(std::move(cfg)),
+        me_(std::move(me)),
+        scheduler_(std::move(scheduler)),
+        clock_(clock),
+        compute_(cfg_.device),
+        copy_stream_(cfg_.device),
+        runner_(cfg_.device),
+        copier_(cfg_.device) {}
 
-// The actor's own thread only handles messages, so a task that arrives while another computes is
-// loaded at once: the loads run on the copy thread (`copier`), the kernels on the compute thread
-// (`runner`), one task at a time, and both report back to the actor by message.
-void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor scheduler,
-                  std::shared_ptr<Trace> trace) {
-  if (cfg.device.is_cuda()) cuda::set_device(cfg.device.index);
-  Stream compute(cfg.device), copy_stream(cfg.device);
-  const Trace& clock = *trace;
-  caf::actor me = caf::actor_cast<caf::actor>(self);
-  std::deque<HeldPtr> queue;  // received, not yet computing
-  HeldPtr running;            // computing
-  // The running task ran out of memory and runs again with the device to itself: no other load
-  // or prefetch starts until it ends.
-  bool retrying = false;
-  CopyEngine copier(cfg.device), runner(cfg.device);
-  PrefetchPtr prefetch;  // hinted by the scheduler, not claimed by a task yet
+  ~DeviceCore() { stop(); }  // also when the actor's thread leaves by an exception
+  DeviceCore(const DeviceCore&) = delete;
+  DeviceCore& operator=(const DeviceCore&) = delete;
 
-  auto start_load = [&](const HeldPtr& h) {
-    h->load_started = true;
-    copier.submit([h, me, &cfg, &copy_stream, &clock] {
-      ShardTask& t = *h->task;
-      t.load_start = clock.now();
-      std::unique_ptr<LoadedShard> pre;
-      t.prefetch_hit = false;
-      t.prefetch_start = t.prefetch_end = 0;
-      t.prefetch_bytes = 0;
-      if (h->prefetch) {
-        pre = std::move(h->prefetch->loaded);
-        if (pre) {
-          t.prefetch_hit = true;
-          t.prefetch_start = h->prefetch->start;
-          t.prefetch_end = h->prefetch->end;
-          t.prefetch_bytes = pre->bytes;
-        }
-        h->prefetch.reset();
-      }
-      try {
-        h->loaded = load_shard(t, cfg.device, copy_stream, std::move(pre));
-        h->loaded->ready->synchronize();
-        if (!h->loaded->prefetched) {  // not usable: everything was loaded now
-          t.prefetch_hit = false;
-          t.prefetch_start = t.prefetch_end = 0;
-          t.prefetch_bytes = 0;
-        }
-        t.load_bytes = h->loaded->bytes - t.prefetch_bytes;
-      } catch (...) {
-        h->load_error = std::current_exception();
-        h->loaded.reset();
-      }
-      t.load_end = clock.now();
-      caf::anon_send(me, loaded_atom::value, t.id);
+  // --- the actor's messages (actor thread)
+  void on_run(const TaskPtr& t) {
+    std::lock_guard lock(mutex_);
+    auto h = std::make_shared<Held>();
+    h->task = t;
+    h->overlapped = running_ != nullptr || !queue_.empty();
+    if (prefetch_ && same_work(*prefetch_->hint, *t)) {
+      h->prefetch = std::move(prefetch_);
+      prefetch_ = nullptr;
+    }
+    if (!running_ && queue_.empty() && !h->prefetch && copy_pending_ == 0) {
+      // Idle and nothing being copied: nothing to overlap, so the compute thread loads it too.
+      h->load_started = h->load_done = true;
+      start_compute(h, true);
+      return;
+    }
+    queue_.push_back(h);
+    if (!retrying_ && !shard_busy(h)) start_load(h);
+    advance();
+  }
+
+  void on_prefetch(const TaskPtr& hint) {
+    // The scheduler announces the next task of a job this device runs: load its shard's state
+    // into the lookahead slot (the scheduler withdraws the hint with drop_atom before it puts
+    // another task there).
+    std::lock_guard lock(mutex_);
+    cancel_prefetch();
+    if (!stopping_ && !retrying_) start_prefetch(hint);
+  }
+
+  void on_drop() {
+    std::lock_guard lock(mutex_);
+    cancel_prefetch();
+  }
+
+  // The scheduler wants a task back for an idle device: give the newest queued one whose state
+  // is not being copied right now (a finished prefetch is dropped). The answer is sent under the
+  // lock, so it reaches the scheduler in order with the compute thread's `done` messages.
+  void on_steal() {
+    std::lock_guard lock(mutex_);
+    TaskPtr given;
+    for (auto it = queue_.rbegin(); it != queue_.rend(); ++it) {
+      HeldPtr h = *it;
+      if (h->load_started && !h->load_done) continue;
+      given = h->task;
+      if (h->prefetch) h->prefetch->cancelled = true;  // freed on the copy thread
+      given->load_start = given->load_end = 0;
+      given->load_bytes = 0;
+      given->prefetch_hit = false;
+      given->prefetch_start = given->prefetch_end = 0;
+      given->prefetch_bytes = 0;
+      queue_.erase(std::next(it).base());
+      break;
+    }
+    caf::send_as(me_, scheduler_, stolen_atom::value, cfg_.index, given);
+    advance();
+  }
+
+  // Tasks still held are abandoned (the run is over); waits for the running one to finish, so
+  // nothing submits to an engine once they are destroyed.
+  void stop() {
+    std::unique_lock lock(mutex_);
+    stopping_ = true;
+    queue_.clear();
+    idle_.wait(lock, [this] { return running_ == nullptr; });
+  }
+
+ private:
+  // Runs `fn` on the copy thread; `copy_pending_` counts the jobs not finished yet.
+  template <class F>
+  auto on_copier(F fn) {
+    ++copy_pending_;
+    return copier_.submit([this, fn = std::move(fn)]() mutable {
+      fn();
+      --copy_pending_;
     });
-  };
+  }
+
+  // Loads h's state (copy thread, or compute thread for a task that found the device idle).
+  void load(Held& h) {
+    ShardTask& t = *h.task;
+    t.load_start = clock_.now();
+    std::unique_ptr<LoadedShard> pre;
+    t.prefetch_hit = false;
+    t.prefetch_start = t.prefetch_end = 0;
+    t.prefetch_bytes = 0;
+    if (h.prefetch) {
+      pre = std::move(h.prefetch->loaded);
+      if (pre) {
+        t.prefetch_hit = true;
+        t.prefetch_start = h.prefetch->start;
+        t.prefetch_end = h.prefetch->end;
+        t.prefetch_bytes = pre->bytes;
+      }
+      h.prefetch.reset();
+    }
+    try {
+      h.loaded = load_shard(t, cfg_.device, copy_stream_, std::move(pre));
+      h.loaded->ready->synchronize();
+      if (!h.loaded->prefetched) {  // not usable: everything was loaded now
+        t.prefetch_hit = false;
+        t.prefetch_start = t.prefetch_end = 0;
+        t.prefetch_bytes = 0;
+      }
+      t.load_bytes = h.loaded->bytes - t.prefetch_bytes;
+    } catch (...) {
+      h.load_error = std::current_exception();
+      h.loaded.reset();
+    }
+    t.load_end = clock_.now();
+  }
+
+  void start_load(const HeldPtr& h) {
+    h->load_started = true;
+    on_copier([this, h = HeldPtr(h)]() mutable {
+      load(*h);
+      std::lock_guard lock(mutex_);
+      if (h->load_started) h->load_done = true;  // (given back or abandoned: no longer queued)
+      advance();
+      h.reset();  // under the lock: before the compute thread can report the task done
+    });
+  }
+
   // Loads the hinted shard's state on the copy thread, after the loads queued before it.
-  auto start_prefetch = [&](const TaskPtr& hint) {
+  void start_prefetch(const TaskPtr& hint) {
     auto p = std::make_shared<Prefetch>();
     p->hint = hint;
-    prefetch = p;
-    copier.submit([p, &cfg, &copy_stream, &clock] {
+    prefetch_ = p;
+    on_copier([p, this] {
       if (p->cancelled) return;
-      p->start = clock.now();
+      p->start = clock_.now();
       try {
-        p->loaded = prefetch_shard(*p->hint, cfg.device, copy_stream);
+        p->loaded = prefetch_shard(*p->hint, cfg_.device, copy_stream_);
       } catch (...) {
         p->loaded.reset();  // out of memory: the task loads everything when it runs
       }
-      p->end = clock.now();
+      p->end = clock_.now();
       if (p->cancelled) p->loaded.reset();
     });
-  };
-  // Frees the unclaimed prefetch on the copy thread (after its load); `wait`: before returning.
-  auto cancel_prefetch = [&](bool wait) -> bool {
-    if (!prefetch) return false;
-    PrefetchPtr p = std::move(prefetch);
-    prefetch = nullptr;
+  }
+
+  // Frees the unclaimed prefetch on the copy thread (after its load); the future tells when.
+  std::optional<std::future<void>> cancel_prefetch() {
+    if (!prefetch_) return std::nullopt;
+    PrefetchPtr p = std::move(prefetch_);
+    prefetch_ = nullptr;
     p->cancelled = true;
-    auto done = copier.submit([p] { p->loaded.reset(); });
-    if (wait) done.wait();
-    return true;
-  };
-  auto shard_busy = [&](const HeldPtr& h) {
-    if (running && running->task->state == h->task->state) return true;
-    for (const HeldPtr& q : queue)
+    return on_copier([p] { p->loaded.reset(); });
+  }
+
+  bool shard_busy(const HeldPtr& h) const {
+    if (running_ && running_->task->state == h->task->state) return true;
+    for (const HeldPtr& q : queue_)
       if (q != h && q->load_started && q->task->state == h->task->state) return true;
     return false;
-  };
-  auto start_compute = [&](HeldPtr h) {
-    running = h;
+  }
+
+  // Under the lock: h becomes the running task and goes to the compute thread (`load_too`: it
+  // was not loaded yet; the compute thread loads it first).
+  void start_compute(HeldPtr h, bool load_too = false) {
+    running_ = h;
     ShardTask& t = *h->task;
-    t.device = cfg.index;
-    t.device_name = cfg.name;
+    t.device = cfg_.index;
+    t.device_name = cfg_.name;
     t.prefetched = h->overlapped && !h->load_error;
-    runner.submit([h, me, &cfg, &compute, &copy_stream, &clock] {
-      ShardTask& t = *h->task;
-      bool oom = false;
-      try {
-        if (h->load_error) {
-          try {
-            std::rethrow_exception(h->load_error);
-          } catch (const OutOfMemory&) {
-            // Loaded while another task held memory: load again now that it is freed.
-            h->load_error = nullptr;
-            ++t.oom_retries;
-            t.prefetch_hit = false;  // whatever was prefetched is loaded again
-            t.prefetch_start = t.prefetch_end = 0;
-            t.prefetch_bytes = 0;
-            t.load_start = clock.now();
-            h->loaded = load_shard(t, cfg.device, copy_stream);
-            h->loaded->ready->synchronize();
-            t.load_bytes = h->loaded->bytes;
-            t.load_end = clock.now();
-          }
-        }
-        ExecContext ctx{cfg.device, &compute};
-        t.compute_start = clock.now();
-        execute_task(t, *h->loaded, ctx, copy_stream, clock);
-        t.store_end = clock.now();
-      } catch (const OutOfMemory& e) {
-        oom = true;
-        t.error = e.what();
-      } catch (const std::exception& e) {
-        t.error = e.what();
-      }
-      if (!t.error.empty()) {
-        if (t.compute_start <= 0) t.compute_start = clock.now();
-        t.compute_end = t.store_start = t.store_end = clock.now();
-      }
-      h->loaded.reset();  // frees the device copies
-      caf::anon_send(me, computed_atom::value, oom);
+    runner_.submit([this, h, load_too]() mutable {
+      if (load_too) load(*h);
+      const bool oom = compute(*h);
+      finished(std::move(h), oom);
     });
-  };
-  auto advance = [&] {
-    if (running || queue.empty()) return;
-    HeldPtr h = queue.front();
+  }
+
+  // Computes h on the compute thread; true if it ran out of device memory.
+  bool compute(Held& h) {
+    ShardTask& t = *h.task;
+    bool oom = false;
+    try {
+      if (h.load_error) {
+        try {
+          std::rethrow_exception(h.load_error);
+        } catch (const OutOfMemory&) {
+          // Loaded while another task held memory: load again now that it is freed.
+          h.load_error = nullptr;
+          ++t.oom_retries;
+          t.prefetch_hit = false;  // whatever was prefetched is loaded again
+          t.prefetch_start = t.prefetch_end = 0;
+          t.prefetch_bytes = 0;
+          t.load_start = clock_.now();
+          h.loaded = load_shard(t, cfg_.device, copy_stream_);
+          h.loaded->ready->synchronize();
+          t.load_bytes = h.loaded->bytes;
+          t.load_end = clock_.now();
+        }
+      }
+      ExecContext ctx{cfg_.device, &compute_};
+      t.compute_start = clock_.now();
+      execute_task(t, *h.loaded, ctx, copy_stream_, clock_);
+      t.store_end = clock_.now();
+    } catch (const OutOfMemory& e) {
+      oom = true;
+      t.error = e.what();
+    } catch (const std::exception& e) {
+      t.error = e.what();
+    }
+    if (!t.error.empty()) {
+      if (t.compute_start <= 0) t.compute_start = clock_.now();
+      t.compute_end = t.store_start = t.store_end = clock_.now();
+    }
+    h.loaded.reset();  // frees the device copies
+    return oom;
+  }
+
+  // On the compute thread, after h computed: after running out of memory, run it once more with
+  // the device to itself; else report it to the scheduler and start the next loaded task (queued
+  // on this same thread: no wake-up).
+  void finished(HeldPtr h, bool oom) {
+    std::unique_lock lock(mutex_);
+    if (oom && !retrying_ && !stopping_) {
+      // Out of memory, perhaps while other tasks' state was on the device (or being loaded): it
+      // fails only if it does not fit alone. `running_` stays h, so nothing else computes, and
+      // `retrying_` keeps loads and prefetches from starting until it ends.
+      retrying_ = true;
+      free_other_memory(lock);
+      ShardTask& t = *h->task;
+      t.error.clear();
+      t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
+      h->load_error = std::make_exception_ptr(OutOfMemory(cfg_.name, 0, 0, 0));
+      start_compute(h);
+      return;
+    }
+    retrying_ = false;
+    running_ = nullptr;
+    // The device keeps no reference to the task once the scheduler may hand it back (the job may
+    // end and release its shards' state right after).
+    TaskPtr task = h->task;
+    h.reset();
+    caf::send_as(me_, scheduler_, done_atom::value, std::move(task));
+    caf::send_as(me_, scheduler_, pull_atom::value, cfg_.index, 1);
+    if (stopping_) idle_.notify_all();
+    advance();
+  }
+
+  // Frees every device copy the device holds besides the running task's (queued tasks' loads,
+  // finished or in progress, claimed and unclaimed prefetches), so the running task can be retried
+  // alone. The freed tasks load again when their turn comes. Waits (without the lock: the copy
+  // thread takes it when a load ends) for the copy thread, where device copies are touched, to
+  // free them after the loads queued before.
+  void free_other_memory(std::unique_lock<std::mutex>& lock) {
+    std::vector<HeldPtr> held(queue_.begin(), queue_.end());
+    PrefetchPtr unclaimed = std::move(prefetch_);
+    prefetch_ = nullptr;
+    if (unclaimed) unclaimed->cancelled = true;
+    auto freed = on_copier([held, unclaimed] {
+      if (unclaimed) unclaimed->loaded.reset();
+      for (const HeldPtr& q : held) {
+        q->loaded.reset();
+        if (q->prefetch) q->prefetch->loaded.reset();
+      }
+    });
+    lock.unlock();
+    freed.wait();
+    lock.lock();
+    // No load started since (`retrying_`), and the ones queued before have ended.
+    for (const HeldPtr& q : held) {
+      q->load_started = q->load_done = false;
+      q->overlapped = false;
+      q->load_error = nullptr;
+    }
+  }
+
+  // Under the lock: the front task computes next if it is loaded; its load starts if its shard
+  // is free.
+  void advance() {
+    if (running_ || queue_.empty() || stopping_) return;
+    HeldPtr h = queue_.front();
     if (!h->load_started) {
       if (shard_busy(h)) return;
       start_load(h);
     }
-    if (!h->load_done) return;  // loaded_atom comes back
-    queue.pop_front();
+    if (!h->load_done) return;  // the copy thread calls advance() when it is
+    queue_.pop_front();
     start_compute(h);
-  };
-  // Frees every device copy the device holds besides the running task's (queued tasks' loads,
-  // finished or in progress, claimed and unclaimed prefetches), so the running task can be retried
-  // alone after running out of memory. The freed tasks load again when their turn comes.
-  auto free_other_memory = [&] {
-    std::vector<HeldPtr> held(queue.begin(), queue.end());
-    PrefetchPtr unclaimed = std::move(prefetch);
-    prefetch = nullptr;
-    if (unclaimed) unclaimed->cancelled = true;
-    // On the copy thread, after the loads queued before (device copies are only touched there).
-    copier
-        .submit([&held, unclaimed] {
-          if (unclaimed) unclaimed->loaded.reset();
-          for (const HeldPtr& h : held) {
-            h->loaded.reset();
-            if (h->prefetch) h->prefetch->loaded.reset();
-          }
-        })
-        .wait();
-    // Their loaded_atom messages, if still in the mailbox, find load_started false and are
-    // ignored; no load starts again before the retried task ends (`retrying`).
-    for (const HeldPtr& h : held) {
-      h->load_started = h->load_done = false;
-      h->overlapped = false;
-      h->load_error = nullptr;
-    }
-  };
+  }
 
-  self->send(scheduler, pull_atom::value, cfg.index, cfg.slots);
+  DeviceConfig cfg_;
+  caf::actor me_, scheduler_;
+  const Trace& clock_;
+  Stream compute_, copy_stream_;
+  std::mutex mutex_;
+  std::condition_variable idle_;  // stop() waits for the running task
+  std::deque<HeldPtr> queue_;     // received, not yet computing
+  HeldPtr running_;               // computing
+  // The running task ran out of memory and runs again with the device to itself: no other load
+  // or prefetch starts until it ends.
+  bool retrying_ = false;
+  bool stopping_ = false;
+  PrefetchPtr prefetch_;  // hinted by the scheduler, not claimed by a task yet
+  std::atomic<int> copy_pending_{0};
+  // Destroyed first: each finishes its queued work and is joined while the state above lives.
+  CopyEngine runner_, copier_;
+};
+
+}  // namespace
+
+void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor scheduler,
+                  std::shared_ptr<Trace> trace) {
+  if (cfg.device.is_cuda()) cuda::set_device(cfg.device.index);
+  const int index = cfg.index, slots = cfg.slots;
+  DeviceCore core(std::move(cfg), caf::actor_cast<caf::actor>(self), scheduler, *trace);
+  self->send(scheduler, pull_atom::value, index, slots);
   bool stopping = false;
-  self->receive_while([&] { return !stopping || running || !queue.empty(); })(
-      [&](run_atom, TaskPtr& t) {
-        auto h = std::make_shared<Held>();
-        h->task = t;
-        h->overlapped = running != nullptr || !queue.empty();
-        if (prefetch && same_work(*prefetch->hint, *t)) {
-          h->prefetch = std::move(prefetch);
-          prefetch = nullptr;
-        }
-        queue.push_back(h);
-        if (!retrying && !shard_busy(h)) start_load(h);
-        advance();
-      },
-      [&](loaded_atom, std::uint64_t id) {
-        for (const HeldPtr& q : queue)
-          if (q->task->id == id && q->load_started) q->load_done = true;
-        advance();
-      },
-      [&](computed_atom, bool oom) {
-        HeldPtr h = std::move(running);
-        running = nullptr;
-        if (oom && !retrying) {
-          // Out of memory, perhaps while other tasks' state was on the device (or being loaded):
-          // run it once more with the device to itself; it fails only if it does not fit alone.
-          free_other_memory();
-          ShardTask& t = *h->task;
-          t.error.clear();
-          t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
-          h->load_error = std::make_exception_ptr(OutOfMemory(cfg.name, 0, 0, 0));
-          retrying = true;
-          start_compute(h);
-          return;
-        }
-        retrying = false;
-        self->send(scheduler, done_atom::value, h->task);
-        self->send(scheduler, pull_atom::value, cfg.index, 1);
-        advance();
-      },
-      [&](prefetch_atom, TaskPtr& hint) {
-        // The scheduler announces the next task of a job this device runs: load its shard's
-        // state into the lookahead slot (the scheduler withdraws the hint with drop_atom before
-        // it puts another task there).
-        cancel_prefetch(false);
-        if (!stopping && !retrying) start_prefetch(hint);
-      },
-      [&](drop_atom) { cancel_prefetch(false); },
-      [&](steal_atom) {
-        // The scheduler wants a task back for an idle device: give the newest queued one whose
-        // state is not being copied right now (a finished prefetch is dropped).
-        TaskPtr given;
-        for (auto it = queue.rbegin(); it != queue.rend(); ++it) {
-          HeldPtr h = *it;
-          if (h->load_started && !h->load_done) continue;
-          given = h->task;
-          if (h->prefetch) h->prefetch->cancelled = true;  // freed on the copy thread
-          given->load_start = given->load_end = 0;
-          given->load_bytes = 0;
-          given->prefetch_hit = false;
-          given->prefetch_start = given->prefetch_end = 0;
-          given->prefetch_bytes = 0;
-          queue.erase(std::next(it).base());
-          break;
-        }
-        self->send(scheduler, stolen_atom::value, cfg.index, given);
-        advance();
-      },
-      [&](stop_atom) {
-        // Tasks still held are abandoned: the run is over.
-        stopping = true;
-        queue.clear();
-      });
-  // The engines finish their queued work (and are joined) before the streams go away.
+  self->receive_while([&] { return !stopping; })(
+      [&](run_atom, TaskPtr& t) { core.on_run(t); },
+      [&](prefetch_atom, TaskPtr& hint) { core.on_prefetch(hint); },
+      [&](drop_atom) { core.on_drop(); }, [&](steal_atom) { core.on_steal(); },
+      [&](stop_atom) { stopping = true; });
+  core.stop();
 }
 
 }  // namespace hydra::actors

@@ -3,8 +3,10 @@
 // a compute stream and a copy stream, its memory budget, and runs ONE shard task at a time. It
 // pulls work: it tells the scheduler how many tasks it can take (`slots`: one running plus one of
 // lookahead), and each finished task hands a slot back. A task received while another runs is
-// loaded at once on the device's helper thread (CopyEngine) so the transfer overlaps the running
-// task's compute (double buffering). Every exception is caught per task and reported in the
+// loaded at once on the device's copy thread (CopyEngine) so the transfer overlaps the running
+// task's compute (double buffering); kernels run on its compute thread, which reports finished
+// tasks to the scheduler itself (a task reaching an idle device with nothing being copied is
+// loaded and computed there in one go). Every exception is caught per task and reported in the
 // task's `error`: the device survives and keeps serving other jobs. Asked to (steal_atom), it
 // gives a queued task it has not started back to the scheduler for an idle device. Hinted
 // (prefetch_atom), it loads the state of a job's next shard task into its lookahead slot before the

@@ -3,7 +3,8 @@
 //   load     copy what the task needs from the shard's home memory to the device: parameter
 //            values; for backward also zeroed gradients, the stash and (fused update) the
 //            optimizer state; for update the gradients and optimizer state. Runs on the device's
-//            copy stream, on the device's helper thread, so it overlaps the previous task.
+//            copy stream, on the device's copy thread, so it overlaps the previous task (on the
+//            compute thread instead when the task reaches an idle device).
 //   compute  forward (loss fused into the last shard's forward), or backward (optimizer update
 //            fused right after it while the parameters are resident), or a separate update.
 //   store    write back what changed (stash and activations after forward; values and optimizer

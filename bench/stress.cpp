@@ -14,10 +14,11 @@
 // (submit_atom; the submitter is an event-based actor standing in for the shard actors, one task
 // in flight per job like a real shard), the scheduler's bookkeeping (task-time estimates, the
 // ready queue, the device choice, the policy's pick, prefetch-hint checks), run_atom to the
-// detached device actor, the hop to its copy thread (load_shard of a shard without layers, no
-// input: nothing is copied), loaded_atom back, the hop to its compute thread (execute_task of a
-// training forward over zero layers: no kernel runs), computed_atom back, done_atom and pull_atom
-// to the scheduler (trace events recorded, estimates refined) and the response to the submitter.
+// detached device actor, its load_shard (a shard without layers, no input: nothing is copied) and
+// execute_task (a training forward over zero layers: no kernel runs) on its compute thread (a task
+// arriving while another is held is loaded on the copy thread first, which hands it to the
+// compute thread), done_atom and pull_atom from the compute thread to the scheduler (trace events
+// recorded, estimates refined) and the response to the submitter.
 // Not included: the shard actor and job coroutine of a real job (one more actor hop each way) and
 // any kernel or copy.
 #include <caf/all.hpp>

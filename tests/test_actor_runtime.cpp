@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -213,6 +214,20 @@ TEST_CASE("actors: 8 models on 2 devices all finish and every shard task runs on
       CHECK(count[{j.name, s, "update"}] == 0);  // fused into backward
     }
     CHECK(count[{j.name, static_cast<int>(jobs[i].shards), "forward"}] == 0);
+  }
+  // One task computes at a time per device: its compute and store intervals never overlap
+  // (loads do: they run on the copy thread while the previous task computes).
+  std::map<std::string, std::vector<std::pair<double, double>>> busy;
+  for (const TraceEvent& e : r.trace)
+    if (is_compute_kind(e.kind) || e.kind == "store") busy[e.device].push_back({e.start, e.end});
+  REQUIRE(busy.size() == 2);
+  for (auto& [dev, spans] : busy) {
+    std::sort(spans.begin(), spans.end());
+    int overlaps = 0;
+    for (std::size_t k = 1; k < spans.size(); ++k)
+      overlaps += spans[k].first < spans[k - 1].second ? 1 : 0;
+    INFO(dev);
+    CHECK(overlaps == 0);
   }
   REQUIRE(r.utilisation.size() == 2);
   for (const auto& [dev, u] : r.utilisation)
