@@ -246,7 +246,10 @@ TEST_CASE("actors: 8 models on 2 devices all finish and every shard task runs on
 TEST_CASE("actors: failing jobs end with clear errors while a healthy job completes") {
   const std::size_t budget = 256 * 1024;
   std::vector<JobSpec> jobs;
+  // A healthy job pinned to each device: a device that a failure took down would leave its pinned
+  // job waiting, and the job would fail (tasks pinned to a dead device fail).
   jobs.push_back(mlp_job("healthy", 0.05, 1));
+  jobs.back().device_affinity = 0;
 
   JobSpec oom = mlp_job("oom", 0.05, 2);
   oom.make_model = [budget] {
@@ -279,12 +282,18 @@ TEST_CASE("actors: failing jobs end with clear errors while a healthy job comple
   diverge.max_steps = 30;
   jobs.push_back(diverge);
 
+  jobs.push_back(mlp_job("healthy-1", 0.05, 7));
+  jobs.back().device_affinity = 1;
+
   RunReport r = run(jobs, cpu_devices(2, budget));
   REQUIRE(r.jobs.size() == jobs.size());
   for (const JobResult& j : r.jobs)
     std::printf("  %-10s %-6s %s\n", j.name.c_str(), job_status_name(j.status), j.error.c_str());
-  CHECK(r.jobs[0].status == JobStatus::done);
-  CHECK(r.jobs[0].steps == jobs[0].max_steps);
+  for (std::size_t i : {std::size_t{0}, jobs.size() - 1}) {
+    INFO(r.jobs[i].name << ": " << r.jobs[i].error);
+    CHECK(r.jobs[i].status == JobStatus::done);
+    CHECK(r.jobs[i].steps == jobs[i].max_steps);
+  }
   auto failed_with = [&](std::size_t i, const std::string& text) {
     INFO(r.jobs[i].name << ": " << r.jobs[i].error);
     CHECK(r.jobs[i].status == JobStatus::failed);
@@ -296,11 +305,11 @@ TEST_CASE("actors: failing jobs end with clear errors while a healthy job comple
   failed_with(3, "loading data for job bad-data failed");
   failed_with(4, "loss is NaN at step 1");
   failed_with(5, "at step");
-  // The devices survived the failures: the healthy job's tasks ran on both.
-  std::set<std::string> healthy_devices;
-  for (const TraceEvent& e : r.trace)
-    if (e.job == "healthy") healthy_devices.insert(e.device);
-  CHECK(healthy_devices.size() == 2);
+  // The devices survived the failures: each pinned healthy job ran on its own device only.
+  for (const TraceEvent& e : r.trace) {
+    if (e.job == "healthy") CHECK(e.device == "cpu:0");
+    if (e.job == "healthy-1") CHECK(e.device == "cpu:1");
+  }
 }
 
 TEST_CASE("actors: the scheduler never leaves a device idle while a task is ready") {
