@@ -173,8 +173,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     caf::scoped_actor self{sys};
     auto start_proxies = [&](NodeEntry& e) {
       for (const cluster::RemoteDeviceConfig& rc : e.remotes) {
-        caf::actor p =
-            sys.spawn<caf::detached>(cluster::remote_device_actor, rc, scheduler, trace, links);
+        caf::actor p = sys.spawn(cluster::remote_device_actor, rc, scheduler, trace, links);
         self->monitor(p);
         e.proxies.push_back(p);
         ++e.live;
