@@ -13,9 +13,9 @@ enum class TaskKind : std::uint8_t { forward, backward, update };
 const char* task_kind_name(TaskKind k);
 
 struct ReadyTask {
-  std::uint64_t id = 0;         // unique per task
-  int job = 0;                  // index of the job
-  int shard = 0;                // index of the shard within its job
+  std::uint64_t id = 0;  // unique per task
+  int job = 0;           // index of the job
+  int shard = 0;         // index of the shard within its job
   TaskKind kind = TaskKind::forward;
   std::uint64_t ready_seq = 0;  // order in which tasks became ready (FIFO tie-break)
   int last_device = -1;         // device that last held this shard's state (-1: none)
