@@ -27,6 +27,13 @@ struct Prefetch {
 };
 using PrefetchPtr = std::shared_ptr<Prefetch>;
 
+// The task's state was not (or no longer) loaded from a prefetch.
+void clear_prefetch_hit(ShardTask& t) {
+  t.prefetch_hit = false;
+  t.prefetch_start = t.prefetch_end = 0;
+  t.prefetch_bytes = 0;
+}
+
 bool same_work(const ShardTask& hint, const ShardTask& t) {
   return hint.state == t.state && hint.kind == t.kind &&
          (t.kind != TaskKind::backward || hint.fuse_update == t.fuse_update);
@@ -115,9 +122,7 @@ class DeviceCore {
       if (h->prefetch) h->prefetch->cancelled = true;  // freed on the copy thread
       given->load_start = given->load_end = 0;
       given->load_bytes = 0;
-      given->prefetch_hit = false;
-      given->prefetch_start = given->prefetch_end = 0;
-      given->prefetch_bytes = 0;
+      clear_prefetch_hit(*given);
       queue_.erase(std::next(it).base());
       break;
     }
@@ -150,9 +155,7 @@ class DeviceCore {
     ShardTask& t = *h.task;
     t.load_start = clock_.now();
     std::unique_ptr<LoadedShard> pre;
-    t.prefetch_hit = false;
-    t.prefetch_start = t.prefetch_end = 0;
-    t.prefetch_bytes = 0;
+    clear_prefetch_hit(t);
     if (h.prefetch) {
       pre = std::move(h.prefetch->loaded);
       if (pre) {
@@ -166,11 +169,7 @@ class DeviceCore {
     try {
       h.loaded = load_shard(t, cfg_.device, copy_stream_, std::move(pre));
       h.loaded->ready->synchronize();
-      if (!h.loaded->prefetched) {  // not usable: everything was loaded now
-        t.prefetch_hit = false;
-        t.prefetch_start = t.prefetch_end = 0;
-        t.prefetch_bytes = 0;
-      }
+      if (!h.loaded->prefetched) clear_prefetch_hit(t);  // not usable: everything was loaded now
       t.load_bytes = h.loaded->bytes - t.prefetch_bytes;
     } catch (...) {
       h.load_error = std::current_exception();
@@ -248,17 +247,12 @@ class DeviceCore {
         try {
           std::rethrow_exception(h.load_error);
         } catch (const OutOfMemory&) {
-          // Loaded while another task held memory: load again now that it is freed.
+          // Loaded while another task held memory: load everything again now that it is freed.
           h.load_error = nullptr;
           ++t.oom_retries;
-          t.prefetch_hit = false;  // whatever was prefetched is loaded again
-          t.prefetch_start = t.prefetch_end = 0;
-          t.prefetch_bytes = 0;
-          t.load_start = clock_.now();
-          h.loaded = load_shard(t, cfg_.device, copy_stream_);
-          h.loaded->ready->synchronize();
-          t.load_bytes = h.loaded->bytes;
-          t.load_end = clock_.now();
+          h.prefetch.reset();
+          load(h);
+          if (h.load_error) std::rethrow_exception(h.load_error);
         }
       }
       ExecContext ctx{cfg_.device, &compute_};
