@@ -67,7 +67,7 @@ struct SimulationCheck {
   std::vector<double> runs;  // every real run's makespan, in order
   double simulated = 0;      // predicted: cost model times, contention, measured overhead
   double shared_cores = 0;   // the earlier prediction (CheckOptions::fitted)
-  double replayed = 0;       // the run's own task times (median per job/shard/kind), overhead
+  double replayed = 0;       // the run's own task times (mean per job/shard/kind), overhead
   std::uint64_t tasks = 0;
   double cores = 0;             // free cores measured just before the (first) run
   std::vector<JobResult> jobs;  // the median run's results

@@ -8,7 +8,7 @@
 //   earlier    the earlier prediction, for comparison: task times alone, CPU devices sharing the
 //              cores CostModel::host_parallelism found free just before the run, an overhead
 //              fitted on a one-job run (calibrate_latency);
-//   replayed   the run's own task times (median per job, shard and kind) with the measured
+//   replayed   the run's own task times (mean per job, shard and kind) with the measured
 //              overhead: checks the schedule model alone.
 // Then for each set of runs of the same jobs under different plans (devices, shard counts,
 // policies) the measured and simulated orders are compared pairwise (ties: within the tie

@@ -1090,19 +1090,22 @@ std::vector<SimJob> with_measured_times(std::vector<SimJob> jobs,
   std::map<std::tuple<std::string, int, std::string>, std::vector<double>> measured;
   for (const TraceEvent& e : trace)
     if (is_compute_kind(e.kind)) measured[{e.job, e.shard, e.kind}].push_back(e.end - e.start);
-  const auto median = [&](const SimJob& j, int shard, const char* kind) {
-    std::vector<double>& v = measured[{j.name, shard, kind}];
+  // The mean: a run's makespan adds task times up, slow outliers included.
+  const auto mean = [&](const SimJob& j, int shard, const char* kind) {
+    const std::vector<double>& v = measured[{j.name, shard, kind}];
     if (v.empty()) return 0.0;
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    return v[v.size() / 2];
+    double sum = 0;
+    for (double x : v)
+      sum += x;
+    return sum / static_cast<double>(v.size());
   };
   for (SimJob& j : jobs)
     for (int s = 0; s < static_cast<int>(j.shards.size()); ++s) {
       ShardCost& c = j.shards[static_cast<std::size_t>(s)];
-      c.forward = median(j, s, "forward");
-      c.eval = median(j, s, "eval");
-      c.backward = median(j, s, "backward");  // the fused update included
-      c.update = j.clip ? median(j, s, "update") : 0.0;
+      c.forward = mean(j, s, "forward");
+      c.eval = mean(j, s, "eval");
+      c.backward = mean(j, s, "backward");  // the fused update included
+      c.update = j.clip ? mean(j, s, "update") : 0.0;
     }
   return jobs;
 }

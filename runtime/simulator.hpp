@@ -154,7 +154,7 @@ SimJob make_sim_job(const std::string& name, Model& model, const Shape& input,
 std::vector<SimDevice> uniform_devices(int n, LinkCost link = {0, 1e30},
                                        DeviceKind kind = DeviceKind::cpu);
 
-// `jobs` with every task's compute time replaced by the median of the durations `trace` measured
+// `jobs` with every task's compute time replaced by the mean of the durations `trace` measured
 // for it (per job name, shard and kind): replaying a real run's own task times checks the
 // schedule model alone.
 std::vector<SimJob> with_measured_times(std::vector<SimJob> jobs,
