@@ -12,7 +12,7 @@
 //              overhead: checks the schedule model alone.
 // Then for each set of runs of the same jobs under different plans (devices, shard counts,
 // policies) the measured and simulated orders are compared pairwise (ties: within the tie
-// tolerance, by default the larger of 5% and the spread of repeated runs).
+// tolerance, by default the larger of 5% and the median spread of the repeated runs).
 //
 //   simulator_accuracy [--repeats N] [--tie FRACTION]
 #include <algorithm>
@@ -60,7 +60,7 @@ double number_arg(const char* flag, const char* value) {
 
 int main(int argc, char** argv) {
   int repeats = 3;
-  double tie = -1;  // default: max(5%, spread of the repeated runs)
+  double tie = -1;  // default: max(5%, median spread of the repeated runs)
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--repeats") == 0) {
       repeats = static_cast<int>(number_arg(argv[i], i + 1 < argc ? argv[i + 1] : nullptr));
@@ -148,6 +148,7 @@ int main(int argc, char** argv) {
   std::printf("%-30s %5s %8s %6s %9s %6s %9s %6s %9s %6s\n", "run", "cores", "measured", "spread",
               "simulated", "ratio", "earlier", "ratio", "replayed", "ratio");
   double worst_sim = 0, worst_earlier = 0, worst_replay = 0, spread = 0;
+  std::vector<double> spreads;
   for (const std::vector<SimulationCheck>& rows : results)
     for (const SimulationCheck& c : rows) {
       std::printf("%-30s %5.2f %8.3f %5.0f%% %9.3f %6.3f %9.3f %6.3f %9.3f %6.3f\n", c.name.c_str(),
@@ -157,14 +158,17 @@ int main(int argc, char** argv) {
       worst_earlier = std::max(worst_earlier, std::abs(c.shared_cores_ratio() - 1));
       worst_replay = std::max(worst_replay, std::abs(c.replay_ratio() - 1));
       spread = std::max(spread, c.spread());
+      spreads.push_back(c.spread());
     }
   std::printf(
-      "worst |ratio - 1|: simulated %.0f%%, earlier %.0f%%, replayed %.0f%%; largest spread of "
-      "%d repeated runs %.0f%%\n",
+      "worst |ratio - 1|: simulated %.0f%%, earlier %.0f%%, replayed %.0f%%; spread of %d "
+      "repeated runs: largest %.0f%%\n",
       100 * worst_sim, 100 * worst_earlier, 100 * worst_replay, repeats, 100 * spread);
 
   // Ranking: per group, the plans in measured order and the pairwise comparison.
-  const double tol = tie >= 0 ? tie : std::max(0.05, repeats > 1 ? spread : 0.0);
+  std::sort(spreads.begin(), spreads.end());
+  const double typical = spreads[spreads.size() / 2];
+  const double tol = tie >= 0 ? tie : std::max(0.05, typical);
   std::printf("ranking (ties within %.0f%%):\n", 100 * tol);
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const std::vector<SimulationCheck>& rows = results[g];
