@@ -29,6 +29,7 @@ struct SweepRunOptions {
   // shared secret they know.
   std::vector<std::string> nodes;
   std::string node_secret;
+  double node_link_timeout_seconds = 3;  // RuntimeOptions::node_link_timeout_seconds
   // Called once the jobs and devices are known, before training (to print a summary).
   std::function<void(const SweepPlan&, const RuntimeOptions&, std::size_t to_run)> on_start;
 };
