@@ -94,6 +94,9 @@ struct RuntimeOptions {
     // A new plan is applied only when the simulator predicts the work left to end at least this
     // fraction sooner than with the current strategies (in [0, 1)).
     double min_gain = 0.05;
+    // ... and at least this many seconds sooner (>= 0): a switch costs a little (new shard
+    // actors, copies of the state), and tiny predicted gains are within the simulator's error.
+    double min_gain_seconds = 0.1;
     int max_evaluations = 16;       // whole-plan simulations per re-plan (>= 1)
     double time_limit_seconds = 1;  // per re-plan (> 0)
   } replan;

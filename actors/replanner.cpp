@@ -64,7 +64,9 @@ ReplanDecision decide_replan(const ReplannerConfig& config, const std::vector<Jo
   const Plan after = replan(jobs, steps_done, finished, config.devices, config.planner);
   d.predicted_after = after.makespan;
   d.search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!(d.predicted_after < (1.0 - config.min_gain) * d.predicted_before)) return d;
+  if (!(d.predicted_after < (1.0 - config.min_gain) * d.predicted_before) ||
+      d.predicted_before - d.predicted_after < config.min_gain_seconds)
+    return d;
   for (std::size_t j = 0; j < n; ++j) {
     if (finished[j] || same_strategy(after.strategies[j], current[j])) continue;
     JobStrategy s = after.strategies[j];

@@ -15,9 +15,11 @@
 // every job's shard count (the model is not cut again: the scheduler's per-job task estimates
 // are per shard) and may change replicas, sharded data parallelism, micro-batches and device
 // affinity. Its plan is applied only when the simulator predicts the work left to finish at least
-// `min_gain` sooner than with the current strategies, so a run where nothing would gain records
-// nothing. The search is bounded (PlannerOptions::max_evaluations, time_limit_seconds) and runs
-// on this actor, which is detached (its own thread): the scheduler and the jobs never wait for it.
+// `min_gain` (a fraction) and `min_gain_seconds` sooner than with the current strategies, so a
+// run where nothing would gain records nothing and small predicted gains do not make jobs switch
+// back and forth. The search is bounded (PlannerOptions::max_evaluations, time_limit_seconds) and
+// runs on this actor, which is detached (its own thread): the scheduler and the jobs never wait for
+// it.
 #include <caf/all.hpp>
 
 #include <memory>
@@ -43,6 +45,7 @@ struct ReplannerConfig {
   PlannerOptions planner;            // bounded search
   std::vector<JobStrategy> initial;  // the strategies the jobs start with (their JobSpecs)
   double min_gain = 0.05;
+  double min_gain_seconds = 0.1;
   std::shared_ptr<Trace> trace;  // the run's clock
   std::shared_ptr<StrategyLog> log;
 };
@@ -63,7 +66,8 @@ struct ReplanDecision {
   std::vector<bool> changed;
   double predicted_before = 0, predicted_after = 0;
   double search_seconds = 0;
-  bool apply = false;  // predicted_after < (1 - min_gain) x predicted_before
+  // predicted_after < (1 - min_gain) x predicted_before and at least min_gain_seconds less
+  bool apply = false;
 };
 ReplanDecision decide_replan(const ReplannerConfig& config, const std::vector<JobStrategy>& current,
                              const std::vector<std::int64_t>& steps_done,

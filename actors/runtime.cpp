@@ -83,6 +83,8 @@ void check_plan(const std::vector<JobSpec>& jobs, const RuntimeOptions& options)
   const RuntimeOptions::Replan& r = options.replan;
   check(r.min_gain >= 0 && r.min_gain < 1,
         "RuntimeOptions::replan.min_gain must lie in [0, 1), got " + std::to_string(r.min_gain));
+  check(r.min_gain_seconds >= 0, "RuntimeOptions::replan.min_gain_seconds must be >= 0, got " +
+                                     std::to_string(r.min_gain_seconds));
   check(r.max_evaluations >= 1, "RuntimeOptions::replan.max_evaluations must be at least 1, got " +
                                     std::to_string(r.max_evaluations));
   check(r.time_limit_seconds > 0, "RuntimeOptions::replan.time_limit_seconds must be > 0, got " +
@@ -262,6 +264,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
         rc.initial.push_back(strategy_of(jobs[j], static_cast<int>(shards)));
       }
       rc.min_gain = options.replan.min_gain;
+      rc.min_gain_seconds = options.replan.min_gain_seconds;
       rc.trace = trace;
       rc.log = strategy_log;
       replanner = sys.spawn<caf::detached>(replanner_actor, std::move(rc));

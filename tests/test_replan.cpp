@@ -260,12 +260,17 @@ TEST_CASE("replan: decide_replan keeps shard counts and applies only a large eno
   CHECK(d.strategies[1].shards == 2);
   CHECK(d.strategies[1].replicas * d.strategies[1].micro_batches > 1);
   CHECK(d.predicted_after < 0.95 * d.predicted_before);
-  // The same gain is not enough when 99% are required.
+  // The same gain is not enough when 99% are required, or more seconds than it saves.
   c.min_gain = 0.99;
   const actors::ReplanDecision none = actors::decide_replan(c, current, {4, 4}, {true, false});
   CHECK_FALSE(none.apply);
   CHECK_FALSE(none.changed[1]);
   CHECK(none.strategies[1].describe() == current[1].describe());
+  c.min_gain = 0.05;
+  c.min_gain_seconds = 1.01 * (d.predicted_before - d.predicted_after);
+  CHECK_FALSE(actors::decide_replan(c, current, {4, 4}, {true, false}).apply);
+  c.min_gain_seconds = 0.99 * (d.predicted_before - d.predicted_after);
+  CHECK(actors::decide_replan(c, current, {4, 4}, {true, false}).apply);
   // Every job ended: nothing to plan.
   const actors::ReplanDecision done = actors::decide_replan(c, current, {4, 40}, {true, true});
   CHECK_FALSE(done.apply);
@@ -347,6 +352,9 @@ TEST_CASE("replan: bad plans and limits are refused before the run starts") {
   o.replan.min_gain = 1;
   CHECK_THROWS_WITH(run(jobs, o), doctest::Contains("min_gain must lie in [0, 1)"));
   o.replan.min_gain = 0.05;
+  o.replan.min_gain_seconds = -1;
+  CHECK_THROWS_WITH(run(jobs, o), doctest::Contains("min_gain_seconds must be >= 0"));
+  o.replan.min_gain_seconds = 0.1;
   o.replan.max_evaluations = 0;
   CHECK_THROWS_WITH(run(jobs, o), doctest::Contains("max_evaluations must be at least 1"));
   o.replan.max_evaluations = 16;
