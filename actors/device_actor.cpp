@@ -1,6 +1,8 @@
 #include "actors/device_actor.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -44,54 +46,67 @@ struct Held {
   TaskPtr task;
   PrefetchPtr prefetch;  // its shard's state loaded ahead (claimed on the copy thread)
   bool load_started = false, load_done = false;
-  bool overlapped = false;  // its load started while another task was computing or queued
+  bool overlapped = false;  // its load started on the copy thread while another task computed
+  bool small = false;       // state below DeviceConfig::inline_load_bytes: not loaded ahead
   std::unique_ptr<LoadedShard> loaded;
   std::exception_ptr load_error;
 };
 using HeldPtr = std::shared_ptr<Held>;
 
-// A device's state and its three threads. The actor's thread handles the scheduler's messages;
-// the copy thread (`copier`) runs loads and prefetches, the compute thread (`runner`) the
-// kernels, one task at a time. All three drive the same state machine under `mutex`: the copy
-// thread hands a loaded task straight to the compute thread, the compute thread reports `done`
-// to the scheduler itself and starts the next loaded task without a round trip through the
-// actor's thread, and a task that reaches an idle device with nothing in flight on the copy
-// thread is loaded and computed by the compute thread in one go. The members the threads use
-// are declared before the engines, which are destroyed (joined) first.
+// The state of a task's shard it loads (an estimate: parameters, gradients and optimizer state,
+// input and labels). Read when the task reaches the device: no other task of the shard runs then.
+std::size_t load_estimate(const ShardTask& t) {
+  std::size_t n = t.state ? t.state->parameter_bytes() : 0;
+  if (t.input.defined()) n += t.input.nbytes();
+  if (t.labels.defined()) n += t.labels.nbytes();
+  return n;
+}
+
+// A device's state and its threads. The actor's handlers (on CAF's workers) only queue work
+// under `mutex`; the copy thread (`copier`) runs loads ahead and prefetches, the compute thread
+// (`runner`) the kernels, one task at a time. All of them drive the same state machine: the copy
+// thread hands a loaded task straight to the compute thread, the compute thread reports finished
+// tasks to the scheduler itself (DeviceOutbox, batched) and starts the next queued task without a
+// round trip through the actor, loading it first itself when nothing is being copied (a task
+// reaching an idle device, or a small one). The members the threads use are declared before the
+// engines, which are destroyed (joined) first.
 class DeviceCore {
  public:
-  DeviceCore(DeviceConfig cfg, caf::actor me, caf::actor scheduler, const Trace& clock)
+  DeviceCore(DeviceConfig cfg, caf::actor scheduler, std::shared_ptr<Trace> trace)
       : cfg_(std::move(cfg)),
-        me_(std::move(me)),
         scheduler_(std::move(scheduler)),
-        clock_(clock),
-        compute_(cfg_.device),
-        copy_stream_(cfg_.device),
+        trace_(std::move(trace)),
+        clock_(*trace_),
+        capacity_(cfg_.slots),
+        target_(cfg_.slots),
         runner_(cfg_.device),
-        copier_(cfg_.device) {}
+        copier_(cfg_.device) {
+    outbox_->device = cfg_.index;
+    // Streams are created on the compute thread (a CUDA stream sets the creating thread's device).
+    runner_
+        .submit([this] {
+          compute_.emplace(cfg_.device);
+          copy_stream_.emplace(cfg_.device);
+        })
+        .get();
+  }
 
-  ~DeviceCore() { stop(); }  // also when the actor's thread leaves by an exception
+  ~DeviceCore() { stop(); }
   DeviceCore(const DeviceCore&) = delete;
   DeviceCore& operator=(const DeviceCore&) = delete;
 
-  // --- the actor's messages (actor thread)
+  // --- the actor's messages (CAF worker)
   void on_run(const TaskPtr& t) {
     std::lock_guard lock(mutex_);
+    if (stopping_) return;
     auto h = std::make_shared<Held>();
     h->task = t;
-    h->overlapped = running_ != nullptr || !queue_.empty();
+    h->small = load_estimate(*t) < cfg_.inline_load_bytes;
     if (prefetch_ && same_work(*prefetch_->hint, *t)) {
       h->prefetch = std::move(prefetch_);
       prefetch_ = nullptr;
     }
-    if (!running_ && queue_.empty() && !h->prefetch && copy_pending_ == 0) {
-      // Idle and nothing being copied: nothing to overlap, so the compute thread loads it too.
-      h->load_started = h->load_done = true;
-      start_compute(h, true);
-      return;
-    }
     queue_.push_back(h);
-    if (!retrying_ && !shard_busy(h)) start_load(h);
     advance();
   }
 
@@ -109,24 +124,34 @@ class DeviceCore {
     cancel_prefetch();
   }
 
-  // The scheduler wants a task back for an idle device: give the newest queued one whose state
-  // is not being copied right now (a finished prefetch is dropped). The answer is sent under the
-  // lock, so it reaches the scheduler in order with the compute thread's `done` messages.
-  void on_steal() {
+  // The scheduler wants work back for an idle device: give the newest queued tasks whose state is
+  // not being copied right now (half of them, at least one; a finished prefetch is dropped), one
+  // stolen_atom each, or one with none. The answers are sent under the lock, so they reach the
+  // scheduler in order with the compute thread's completions.
+  void on_steal(caf::event_based_actor* self) {
     std::lock_guard lock(mutex_);
-    TaskPtr given;
-    for (auto it = queue_.rbegin(); it != queue_.rend(); ++it) {
+    std::size_t candidates = 0;
+    for (const HeldPtr& h : queue_)
+      candidates += (h->load_started && !h->load_done) ? 0 : 1;
+    const std::size_t want = std::max<std::size_t>(1, candidates / 2);
+    std::vector<TaskPtr> given;
+    for (auto it = queue_.rbegin(); it != queue_.rend() && given.size() < want;) {
       HeldPtr h = *it;
-      if (h->load_started && !h->load_done) continue;
-      given = h->task;
+      if (h->load_started && !h->load_done) {
+        ++it;
+        continue;
+      }
+      TaskPtr t = h->task;
       if (h->prefetch) h->prefetch->cancelled = true;  // freed on the copy thread
-      given->load_start = given->load_end = 0;
-      given->load_bytes = 0;
-      clear_prefetch_hit(*given);
-      queue_.erase(std::next(it).base());
-      break;
+      t->load_start = t->load_end = 0;
+      t->load_bytes = 0;
+      clear_prefetch_hit(*t);
+      given.push_back(std::move(t));
+      it = std::make_reverse_iterator(queue_.erase(std::next(it).base()));
     }
-    caf::send_as(me_, scheduler_, stolen_atom::value, cfg_.index, given);
+    if (given.empty()) self->send(scheduler_, stolen_atom::value, cfg_.index, TaskPtr());
+    for (TaskPtr& t : given)
+      self->send(scheduler_, stolen_atom::value, cfg_.index, std::move(t));
     advance();
   }
 
@@ -167,7 +192,7 @@ class DeviceCore {
       h.prefetch.reset();
     }
     try {
-      h.loaded = load_shard(t, cfg_.device, copy_stream_, std::move(pre));
+      h.loaded = load_shard(t, cfg_.device, *copy_stream_, std::move(pre));
       h.loaded->ready->synchronize();
       if (!h.loaded->prefetched) clear_prefetch_hit(t);  // not usable: everything was loaded now
       t.load_bytes = h.loaded->bytes - t.prefetch_bytes;
@@ -180,6 +205,7 @@ class DeviceCore {
 
   void start_load(const HeldPtr& h) {
     h->load_started = true;
+    h->overlapped = running_ != nullptr;
     on_copier([this, h = HeldPtr(h)]() mutable {
       load(*h);
       std::lock_guard lock(mutex_);
@@ -198,7 +224,7 @@ class DeviceCore {
       if (p->cancelled) return;
       p->start = clock_.now();
       try {
-        p->loaded = prefetch_shard(*p->hint, cfg_.device, copy_stream_);
+        p->loaded = prefetch_shard(*p->hint, cfg_.device, *copy_stream_);
       } catch (...) {
         p->loaded.reset();  // out of memory: the task loads everything when it runs
       }
@@ -232,9 +258,10 @@ class DeviceCore {
     t.device_name = cfg_.name;
     t.prefetched = h->overlapped && !h->load_error;
     runner_.submit([this, h, load_too]() mutable {
+      const double start = clock_.now();
       if (load_too) load(*h);
       const bool oom = compute(*h);
-      finished(std::move(h), oom);
+      finished(std::move(h), oom, clock_.now() - start);
     });
   }
 
@@ -255,9 +282,9 @@ class DeviceCore {
           if (h.load_error) std::rethrow_exception(h.load_error);
         }
       }
-      ExecContext ctx{cfg_.device, &compute_};
+      ExecContext ctx{cfg_.device, &*compute_};
       t.compute_start = clock_.now();
-      execute_task(t, *h.loaded, ctx, copy_stream_, clock_);
+      execute_task(t, *h.loaded, ctx, *copy_stream_, clock_);
       t.store_end = clock_.now();
     } catch (const OutOfMemory& e) {
       oom = true;
@@ -273,10 +300,11 @@ class DeviceCore {
     return oom;
   }
 
-  // On the compute thread, after h computed: after running out of memory, run it once more with
-  // the device to itself; else report it to the scheduler and start the next loaded task (queued
-  // on this same thread: no wake-up).
-  void finished(HeldPtr h, bool oom) {
+  // On the compute thread, after h computed (`busy`: seconds the compute thread spent on it):
+  // after running out of memory, run it once more with the device to itself; else report it to
+  // the scheduler with the slots it grants back, and start the next queued task (queued on this
+  // same thread: no wake-up).
+  void finished(HeldPtr h, bool oom, double busy) {
     std::unique_lock lock(mutex_);
     if (oom && !retrying_ && !stopping_) {
       // Out of memory, perhaps while other tasks' state was on the device (or being loaded): it
@@ -297,10 +325,40 @@ class DeviceCore {
     // end and release its shards' state right after).
     TaskPtr task = h->task;
     h.reset();
-    caf::send_as(me_, scheduler_, done_atom::value, std::move(task));
-    caf::send_as(me_, scheduler_, pull_atom::value, cfg_.index, 1);
+    note_task_time(busy);
+    --capacity_;
+    const int credit = std::max(0, target_ - capacity_);
+    capacity_ += credit;
+    post(std::move(task), credit);
     if (stopping_) idle_.notify_all();
     advance();
+  }
+
+  // Under the lock: the queue depth the device asks for, from the mean time of its recent tasks:
+  // enough tasks queued to cover the dispatch latency (slots - 1 + latency / task time), within
+  // [slots, max_slots]. Tasks of a millisecond or more keep `slots`.
+  void note_task_time(double seconds) {
+    seconds = std::max(seconds, 1e-7);
+    mean_task_ = mean_task_ <= 0 ? seconds : 0.9 * mean_task_ + 0.1 * seconds;
+    const int most = std::max(cfg_.slots, cfg_.max_slots);
+    const double extra = std::ceil(cfg_.dispatch_latency / mean_task_);
+    target_ =
+        static_cast<int>(std::clamp(static_cast<double>(cfg_.slots - 1) + extra,
+                                    static_cast<double>(cfg_.slots), static_cast<double>(most)));
+  }
+
+  // Hands a finished task and `credit` slots to the scheduler through the outbox: a message only
+  // when none is on its way (the scheduler takes everything appended until it reads it).
+  void post(TaskPtr task, int credit) {
+    bool send = false;
+    {
+      std::lock_guard lock(outbox_->mutex);
+      outbox_->done.push_back(std::move(task));
+      outbox_->credit += credit;
+      send = !outbox_->posted;
+      outbox_->posted = true;
+    }
+    if (send) caf::anon_send(scheduler_, done_atom::value, outbox_);
   }
 
   // Frees every device copy the device holds besides the running task's (queued tasks' loads,
@@ -331,24 +389,41 @@ class DeviceCore {
     }
   }
 
-  // Under the lock: the front task computes next if it is loaded; its load starts if its shard
-  // is free.
+  // Under the lock: the front task computes if nothing does (loaded by then; or loaded first by
+  // the compute thread when it has no prefetch and nothing is being copied, so no hand-off to the
+  // copy thread), then the new front task's load starts ahead.
   void advance() {
-    if (running_ || queue_.empty() || stopping_) return;
-    HeldPtr h = queue_.front();
-    if (!h->load_started) {
-      if (shard_busy(h)) return;
-      start_load(h);
+    if (stopping_ || queue_.empty()) return;
+    if (!running_) {
+      HeldPtr h = queue_.front();
+      if (!h->load_started && !h->prefetch && copy_pending_ == 0) {
+        queue_.pop_front();
+        h->load_started = h->load_done = true;
+        start_compute(h, true);
+      } else if (h->load_done) {
+        queue_.pop_front();
+        start_compute(h);
+      }
     }
-    if (!h->load_done) return;  // the copy thread calls advance() when it is
-    queue_.pop_front();
-    start_compute(h);
+    load_ahead();
+  }
+
+  // Under the lock: loads stay at most one task ahead: only the front queued task is loaded
+  // ahead, on the copy thread, unless its shard is in use (the running task's, or its state being
+  // loaded) or it is small (the compute thread loads it when its turn comes).
+  void load_ahead() {
+    if (retrying_ || stopping_ || queue_.empty()) return;
+    const HeldPtr& h = queue_.front();
+    if (h->load_started || (h->small && running_ && !h->prefetch) || shard_busy(h)) return;
+    start_load(h);
   }
 
   DeviceConfig cfg_;
-  caf::actor me_, scheduler_;
+  caf::actor scheduler_;
+  std::shared_ptr<Trace> trace_;
   const Trace& clock_;
-  Stream compute_, copy_stream_;
+  std::optional<Stream> compute_, copy_stream_;
+  DeviceOutboxPtr outbox_ = std::make_shared<DeviceOutbox>();
   std::mutex mutex_;
   std::condition_variable idle_;  // stop() waits for the running task
   std::deque<HeldPtr> queue_;     // received, not yet computing
@@ -359,25 +434,32 @@ class DeviceCore {
   bool stopping_ = false;
   PrefetchPtr prefetch_;  // hinted by the scheduler, not claimed by a task yet
   std::atomic<int> copy_pending_{0};
+  // Slots the scheduler may fill (tasks held plus credit granted), the depth the device asks for
+  // (note_task_time) and the mean compute-thread time of its recent tasks.
+  int capacity_, target_;
+  double mean_task_ = 0;
   // Destroyed first: each finishes its queued work and is joined while the state above lives.
   CopyEngine runner_, copier_;
 };
 
 }  // namespace
 
-void device_actor(caf::blocking_actor* self, DeviceConfig cfg, caf::actor scheduler,
-                  std::shared_ptr<Trace> trace) {
-  if (cfg.device.is_cuda()) cuda::set_device(cfg.device.index);
+caf::behavior device_actor(caf::event_based_actor* self, DeviceConfig cfg, caf::actor scheduler,
+                           std::shared_ptr<Trace> trace) {
   const int index = cfg.index, slots = cfg.slots;
-  DeviceCore core(std::move(cfg), caf::actor_cast<caf::actor>(self), scheduler, *trace);
+  auto core = std::make_shared<DeviceCore>(std::move(cfg), scheduler, std::move(trace));
   self->send(scheduler, pull_atom::value, index, slots);
-  bool stopping = false;
-  self->receive_while([&] { return !stopping; })(
-      [&](run_atom, TaskPtr& t) { core.on_run(t); },
-      [&](prefetch_atom, TaskPtr& hint) { core.on_prefetch(hint); },
-      [&](drop_atom) { core.on_drop(); }, [&](steal_atom) { core.on_steal(); },
-      [&](stop_atom) { stopping = true; });
-  core.stop();
+  // The core (its threads) ends with the behavior, when the actor quits for any reason.
+  return {
+      [core](run_atom, TaskPtr& t) { core->on_run(t); },
+      [core](prefetch_atom, TaskPtr& hint) { core->on_prefetch(hint); },
+      [core](drop_atom) { core->on_drop(); },
+      [self, core](steal_atom) { core->on_steal(self); },
+      [self, core](stop_atom) {
+        core->stop();
+        self->quit();
+      },
+  };
 }
 
 }  // namespace hydra::actors

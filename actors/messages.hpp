@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,20 @@ struct ShardTask {
 };
 using TaskPtr = std::shared_ptr<ShardTask>;
 
+// Finished tasks a local device hands to the scheduler, with the slots it grants back (its credit).
+// The compute thread appends each finished task and posts (done_atom, DeviceOutboxPtr) only when
+// no such message is on its way already; the scheduler takes everything appended until it reads
+// the outbox. Several tasks that finish before the scheduler runs thus cost one message, and the
+// tasks come out in the order they finished.
+struct DeviceOutbox {
+  int device = -1;  // the scheduler's device index
+  std::mutex mutex;
+  std::vector<TaskPtr> done;  // finished, in completion order
+  int credit = 0;             // further tasks the device can take
+  bool posted = false;        // a message naming this outbox is on its way to the scheduler
+};
+using DeviceOutboxPtr = std::shared_ptr<DeviceOutbox>;
+
 // Scheduler counters, for tests and reports.
 struct SchedulerStats {
   std::uint64_t submitted = 0, completed = 0, failed = 0;
@@ -94,6 +109,10 @@ struct SchedulerStats {
   std::uint64_t requeued = 0;
   // Loads repeated because the device ran out of memory (memory pressure; the task then ran).
   std::uint64_t oom_retries = 0;
+  // Completion messages from local devices (DeviceOutbox) and the tasks they carried: more tasks
+  // than messages means completions were batched. max_inflight: most tasks one device held at
+  // once (above 2 when a device asked for a deeper queue of short tasks).
+  std::uint64_t done_messages = 0, done_batched_tasks = 0, max_inflight = 0;
   std::string policy;
 };
 
@@ -106,6 +125,7 @@ struct OptimizerConfig {
 }  // namespace hydra::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::actors::TaskPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::actors::DeviceOutboxPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::actors::SchedulerStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::actors::OptimizerConfig)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hydra::Tensor)

@@ -200,7 +200,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
         sys.spawn(scheduler_actor, SchedulerConfig{options.policy, options.policy_seed, trace});
     std::vector<caf::actor> device_actors;
     for (const DeviceConfig& d : devices)
-      device_actors.push_back(sys.spawn<caf::detached>(device_actor, d, scheduler, trace));
+      device_actors.push_back(sys.spawn(device_actor, d, scheduler, trace));
     caf::scoped_actor self{sys};
     auto start_proxies = [&](NodeEntry& e) {
       for (const cluster::RemoteDeviceConfig& rc : e.remotes) {

@@ -111,6 +111,7 @@ struct SchedulerState {
       withdraw_hints(self, best, *w.task);
       ++s.inflight;
       --s.credits;
+      stats.max_inflight = std::max<std::uint64_t>(stats.max_inflight, s.inflight);
       s.last_dispatch = ++dispatches;
       self->send(s.actor, run_atom::value, w.task);
       announce_next(self, best, *w.task);
@@ -363,6 +364,28 @@ struct SchedulerState {
     dispatch(self);
   }
 
+  // A device finished t: counters, estimates, trace, and the answer to its submitter.
+  void complete(const TaskPtr& t) {
+    if (t->device >= 0 && t->device < static_cast<int>(devices.size()))
+      --devices[t->device].inflight;
+    ++stats.completed;
+    if (!t->error.empty()) ++stats.failed;
+    if (t->prefetched) ++stats.prefetched;
+    if (t->prefetch_hit) ++stats.prefetch_hits;
+    stats.oom_retries += static_cast<std::uint64_t>(t->oom_retries);
+    if (t->error.empty()) {
+      observe(*t, t->compute_end - t->compute_start);
+      t->state->last_device = t->device;
+    }
+    record(*t);
+    auto it = waiting.find(t->id);
+    if (it != waiting.end()) {
+      auto promise = std::move(it->second.promise);
+      waiting.erase(it);
+      promise.deliver(t);
+    }
+  }
+
   void record(const ShardTask& t) {
     Trace& trace = *config.trace;
     const std::string& job = t.state->job_name;
@@ -419,24 +442,27 @@ caf::behavior scheduler_actor(caf::event_based_actor* self, SchedulerConfig conf
         st->dispatch(self);
       },
       [self, st](done_atom, TaskPtr& t) {
-        if (t->device >= 0 && t->device < static_cast<int>(st->devices.size()))
-          --st->devices[t->device].inflight;
-        ++st->stats.completed;
-        if (!t->error.empty()) ++st->stats.failed;
-        if (t->prefetched) ++st->stats.prefetched;
-        if (t->prefetch_hit) ++st->stats.prefetch_hits;
-        st->stats.oom_retries += static_cast<std::uint64_t>(t->oom_retries);
-        if (t->error.empty()) {
-          st->observe(*t, t->compute_end - t->compute_start);
-          t->state->last_device = t->device;
+        st->complete(t);
+        st->dispatch(self);
+      },
+      [self, st](done_atom, const DeviceOutboxPtr& box) {
+        // A local device's finished tasks (in the order they finished) and the slots it grants.
+        std::vector<TaskPtr> done;
+        int credit = 0;
+        {
+          std::lock_guard lock(box->mutex);
+          done.swap(box->done);
+          credit = box->credit;
+          box->credit = 0;
+          box->posted = false;
         }
-        st->record(*t);
-        auto it = st->waiting.find(t->id);
-        if (it != st->waiting.end()) {
-          auto promise = std::move(it->second.promise);
-          st->waiting.erase(it);
-          promise.deliver(t);
-        }
+        ++st->stats.done_messages;
+        st->stats.done_batched_tasks += done.size();
+        for (TaskPtr& t : done)
+          st->complete(t);
+        if (box->device >= 0 && box->device < static_cast<int>(st->devices.size()) &&
+            st->devices[box->device].actor)
+          st->devices[box->device].credits += credit;
         st->dispatch(self);
       },
       [self, st](stolen_atom, int device, TaskPtr& t) { st->stolen(self, device, t); },

@@ -10,8 +10,12 @@
 //   (submit_atom, TaskPtr)     -> TaskPtr   the same task, run (its `error` says if it failed)
 //   (pull_atom, int dev, int n)             device `dev` (the sender) can take n more tasks
 //   (done_atom, TaskPtr)                    from a device: the task finished
+//   (done_atom, DeviceOutboxPtr)            from a local device: the tasks that finished since
+//                                          its last such message, in order, and the slots it
+//                                          grants with them (instead of done + pull per task)
 //   (stolen_atom, int dev, TaskPtr)        answer to (steal_atom): a task device `dev` gave back
-//                                          from its lookahead slot (null: none it could give)
+//                                          from its queue (null: none it could give; a device
+//                                          with a deep queue may send several)
 //   (stats_atom)               -> SchedulerStats
 //
 // Prefetch hints (to a device): (prefetch_atom, TaskPtr hint) announces the next task of a job
