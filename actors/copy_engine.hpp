@@ -1,7 +1,8 @@
 #pragma once
-// A device's worker thread running queued jobs in order: the device actor has two, its copy
-// thread (loads and prefetches on the copy stream) and its compute thread (kernels), so loads
-// overlap the running task's compute (double buffering).
+// A device's worker thread running queued jobs in order: the device actor's copy thread (loads
+// and prefetches on the copy stream), so loads overlap the running task's compute (double
+// buffering). The compute thread takes its tasks from the device's own queue instead
+// (device_actor.cpp).
 #include <condition_variable>
 #include <deque>
 #include <functional>

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "actors/copy_engine.hpp"
@@ -79,19 +81,29 @@ class DeviceCore {
         clock_(*trace_),
         capacity_(cfg_.slots),
         target_(cfg_.slots),
-        runner_(cfg_.device),
         copier_(cfg_.device) {
     outbox_->device = cfg_.index;
-    // Streams are created on the compute thread (a CUDA stream sets the creating thread's device).
-    runner_
-        .submit([this] {
-          compute_.emplace(cfg_.device);
-          copy_stream_.emplace(cfg_.device);
-        })
-        .get();
+    // The compute thread creates the streams (a CUDA stream sets the creating thread's device).
+    std::promise<void> started;
+    auto ready = started.get_future();
+    runner_ = std::thread([this, p = std::move(started)]() mutable { compute_loop(p); });
+    try {
+      ready.get();
+    } catch (...) {
+      runner_.join();
+      throw;
+    }
   }
 
-  ~DeviceCore() { stop(); }
+  ~DeviceCore() {
+    stop();
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    work_.notify_all();
+    runner_.join();
+  }
   DeviceCore(const DeviceCore&) = delete;
   DeviceCore& operator=(const DeviceCore&) = delete;
 
@@ -126,8 +138,8 @@ class DeviceCore {
 
   // The scheduler wants work back for an idle device: give the newest queued tasks whose state is
   // not being copied right now (half of them, at least one; a finished prefetch is dropped), one
-  // stolen_atom each, or one with none. The answers are sent under the lock, so they reach the
-  // scheduler in order with the compute thread's completions.
+  // stolen_atom each, or one with none (the scheduler's counts do not depend on whether they
+  // reach it before or after completions in flight).
   void on_steal(caf::event_based_actor* self) {
     std::lock_guard lock(mutex_);
     std::size_t candidates = 0;
@@ -252,17 +264,48 @@ class DeviceCore {
   // Under the lock: h becomes the running task and goes to the compute thread (`load_too`: it
   // was not loaded yet; the compute thread loads it first).
   void start_compute(HeldPtr h, bool load_too = false) {
-    running_ = h;
     ShardTask& t = *h->task;
     t.device = cfg_.index;
     t.device_name = cfg_.name;
     t.prefetched = h->overlapped && !h->load_error;
-    runner_.submit([this, h, load_too]() mutable {
-      const double start = clock_.now();
+    running_ = h;
+    next_ = std::move(h);
+    next_load_too_ = load_too;
+    work_.notify_one();  // no system call unless the compute thread sleeps
+  }
+
+  // The compute thread: takes the task start_compute() handed it (the next queued task is handed
+  // over by finished() on this same thread, so a busy device never sleeps between tasks).
+  void compute_loop(std::promise<void>& started) {
+    try {
+      if (cfg_.device.is_cuda()) cuda::set_device(cfg_.device.index);
+      compute_.emplace(cfg_.device);
+      copy_stream_.emplace(cfg_.device);
+    } catch (...) {
+      started.set_exception(std::current_exception());
+      return;
+    }
+    started.set_value();
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      work_.wait(lock, [this] { return next_ != nullptr || quit_; });
+      if (!next_) return;
+      HeldPtr h = std::move(next_);
+      next_ = nullptr;
+      const bool load_too = next_load_too_;
+      lock.unlock();
       if (load_too) load(*h);
       const bool oom = compute(*h);
-      finished(std::move(h), oom, clock_.now() - start);
-    });
+      const ShardTask& t = *h->task;
+      const double busy = t.store_end - (load_too ? t.load_start : t.compute_start);
+      lock.lock();
+      if (finished(std::move(h), oom, busy, lock)) {
+        // Outside the lock, so the actor's handlers do not wait for the message's delivery.
+        lock.unlock();
+        caf::anon_send(scheduler_, done_atom::value, outbox_);
+        lock.lock();
+      }
+    }
   }
 
   // Computes h on the compute thread; true if it ran out of device memory.
@@ -304,8 +347,8 @@ class DeviceCore {
   // after running out of memory, run it once more with the device to itself; else report it to
   // the scheduler with the slots it grants back, and start the next queued task (queued on this
   // same thread: no wake-up).
-  void finished(HeldPtr h, bool oom, double busy) {
-    std::unique_lock lock(mutex_);
+  // Returns whether the outbox needs a message to the scheduler (none on its way).
+  bool finished(HeldPtr h, bool oom, double busy, std::unique_lock<std::mutex>& lock) {
     if (oom && !retrying_ && !stopping_) {
       // Out of memory, perhaps while other tasks' state was on the device (or being loaded): it
       // fails only if it does not fit alone. `running_` stays h, so nothing else computes, and
@@ -317,7 +360,7 @@ class DeviceCore {
       t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
       h->load_error = std::make_exception_ptr(OutOfMemory(cfg_.name, 0, 0, 0));
       start_compute(h);
-      return;
+      return false;
     }
     retrying_ = false;
     running_ = nullptr;
@@ -329,9 +372,10 @@ class DeviceCore {
     --capacity_;
     const int credit = std::max(0, target_ - capacity_);
     capacity_ += credit;
-    post(std::move(task), credit);
+    const bool send = post(std::move(task), credit);
     if (stopping_) idle_.notify_all();
     advance();
+    return send;
   }
 
   // Under the lock: the queue depth the device asks for, from the mean time of its recent tasks:
@@ -347,18 +391,16 @@ class DeviceCore {
                                     static_cast<double>(cfg_.slots), static_cast<double>(most)));
   }
 
-  // Hands a finished task and `credit` slots to the scheduler through the outbox: a message only
-  // when none is on its way (the scheduler takes everything appended until it reads it).
-  void post(TaskPtr task, int credit) {
-    bool send = false;
-    {
-      std::lock_guard lock(outbox_->mutex);
-      outbox_->done.push_back(std::move(task));
-      outbox_->credit += credit;
-      send = !outbox_->posted;
-      outbox_->posted = true;
-    }
-    if (send) caf::anon_send(scheduler_, done_atom::value, outbox_);
+  // Hands a finished task and `credit` slots to the scheduler through the outbox. True when no
+  // message naming the outbox is on its way: the caller sends one (the scheduler takes everything
+  // appended until it reads the outbox).
+  bool post(TaskPtr task, int credit) {
+    std::lock_guard lock(outbox_->mutex);
+    outbox_->done.push_back(std::move(task));
+    outbox_->credit += credit;
+    const bool send = !outbox_->posted;
+    outbox_->posted = true;
+    return send;
   }
 
   // Frees every device copy the device holds besides the running task's (queued tasks' loads,
@@ -438,8 +480,15 @@ class DeviceCore {
   // (note_task_time) and the mean compute-thread time of its recent tasks.
   int capacity_, target_;
   double mean_task_ = 0;
-  // Destroyed first: each finishes its queued work and is joined while the state above lives.
-  CopyEngine runner_, copier_;
+  // The compute thread's next task (start_compute), and the end of the device (quit_).
+  std::condition_variable work_;
+  HeldPtr next_;
+  bool next_load_too_ = false;
+  bool quit_ = false;
+  // Destroyed first: finishes its queued work and is joined while the state above lives. The
+  // compute thread is joined by the destructor.
+  CopyEngine copier_;
+  std::thread runner_;
 };
 
 }  // namespace

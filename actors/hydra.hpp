@@ -78,6 +78,10 @@ struct RuntimeOptions {
   std::vector<std::string> nodes;
   std::string node_secret;
   double node_timeout_seconds = 10;  // per handshake step
+  // A link that carried nothing for this long is declared dead (CAF's middleman.connection-timeout;
+  // heartbeats go every timeout / 15, so a live but idle link never trips it). Its tasks go back
+  // to the scheduler. Nodes have the same setting (`hydra node --link-timeout`).
+  double node_link_timeout_seconds = 3;
   // A node whose link was lost is contacted again every second until the run ends; when it
   // answers the handshake, its devices take their slots back.
   bool node_rejoin = true;

@@ -126,6 +126,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     }
   } restore;
   if (!options.nodes.empty())
+    check(options.node_link_timeout_seconds >= 0.1,
+          "RuntimeOptions: node_link_timeout_seconds must be at least 0.1 (got " +
+              std::to_string(options.node_link_timeout_seconds) + ")");
+  if (!options.nodes.empty())
     for (const JobSpec& j : jobs)
       check(!j.model_spec.empty(),
             "job " + j.name +
@@ -142,8 +146,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     if (!options.nodes.empty()) {
       cfg.load<caf::io::middleman>();
       cfg.set("middleman.app-identifiers", std::vector<std::string>{cluster::app_identifier});
-      cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(200)});
-      cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(3)});
+      cluster::set_link_timeout(cfg, options.node_link_timeout_seconds);
     }
     caf::actor_system sys{cfg};
     // Cluster nodes: the handshake, then one proxy per remote device after the local devices.

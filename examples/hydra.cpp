@@ -29,6 +29,7 @@ namespace {
 struct RunFlags {
   std::string out, nodes, node_secret_file;
   bool quick = false, no_progress = false, dry_run = false, plan = false, no_replan = false;
+  double node_link_timeout = 3;
 };
 
 // Flags after the positional argument: argv = [subcommand, POSITIONAL, flags...].
@@ -143,9 +144,13 @@ void add_cluster_flags(examples::Flags& f, RunFlags& o) {
                "cluster nodes (started with `hydra node`) whose devices join the sweep's devices");
   f.add_string("--node-secret-file", &o.node_secret_file, "PATH",
                "file holding the nodes' shared secret (default: $HYDRA_NODE_SECRET)");
+  f.add_double("--node-link-timeout", &o.node_link_timeout, 0.1, 3600, "SECONDS",
+               "a node link silent this long is declared dead and its tasks run elsewhere "
+               "(default 3)");
 }
 
 void set_cluster(SweepRunOptions& ro, const RunFlags& o) {
+  ro.node_link_timeout_seconds = o.node_link_timeout;
   if (o.nodes.empty()) {
     // A sweep file may name its nodes ("devices.kind": "nodes"): read a secret if one is given.
     if (!o.node_secret_file.empty() || std::getenv("HYDRA_NODE_SECRET") != nullptr)

@@ -51,6 +51,7 @@ inline int node_main(const char* program, int argc, char** argv) {
     long long devices = 1;
     long long device_memory_mib = 0;
     double exit_after = 0;
+    double link_timeout = 3;
     long long crash_after_tasks = 0;
   };
   auto parse = [program](int ac, char** av, Options& o) {
@@ -64,6 +65,9 @@ inline int node_main(const char* program, int argc, char** argv) {
     f.add_int("--devices", &o.devices, 1, 64, "N", "virtual CPU devices cpu:0..N-1 to host");
     f.add_int("--device-memory", &o.device_memory_mib, 0, 1 << 20, "MiB",
               "memory budget of every device (0: unlimited)");
+    f.add_double("--link-timeout", &o.link_timeout, 0.1, 3600, "SECONDS",
+                 "a coordinator link silent this long is closed (default 3; use the coordinator's "
+                 "--node-link-timeout)");
     f.add_double("--exit-after", &o.exit_after, 0, 1e7, "SECONDS",
                  "shut down after this long (0: run until killed)");
     f.add_int("--crash-after-tasks", &o.crash_after_tasks, 0, 1 << 30, "N",
@@ -88,6 +92,7 @@ inline int node_main(const char* program, int argc, char** argv) {
       n.devices.push_back({hydra::Device::cpu(static_cast<int>(i)),
                            static_cast<std::size_t>(o.device_memory_mib) << 20});
     n.exit_after_seconds = o.exit_after;
+    n.link_timeout_seconds = o.link_timeout;
     n.crash_after_tasks = static_cast<int>(o.crash_after_tasks);
     hydra::cluster::run_node(n);
     return 0;

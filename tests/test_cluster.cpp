@@ -1,7 +1,9 @@
 // Cluster nodes as real processes on loopback (build/examples/hydra_node): jobs trained across
 // local and remote devices match a one-process run bitwise, a node killed (SIGKILL) mid-run loses
-// no job, a wrong secret is refused, and garbage or forged messages are survived. Every wait is
-// bounded; every node process gets --exit-after so none outlives the test binary for long.
+// no job, a link reset or gone silent under a running node (through a relay the test controls,
+// tests/tcp_relay.hpp) loses no job and the node rejoins when the link is back, a proxy applies
+// each result once, a wrong secret is refused, and garbage or forged messages are survived. Every
+// wait is bounded; every node process gets --exit-after so none outlives the test binary long.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <atomic>
 #include <caf/io/all.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +38,7 @@
 #include "kernels/optim/sgd.hpp"
 #include "kernels/random.hpp"
 #include "runtime/data/dataset.hpp"
+#include "tests/tcp_relay.hpp"
 
 using namespace hydra;
 
@@ -114,6 +118,14 @@ class NodeProcess {
     if (::waitpid(pid_, nullptr, WNOHANG) == pid_) pid_ = -1;
     return pid_ > 0;
   }
+  // How often `text` occurs in the log.
+  int log_count(const std::string& text) const {
+    const std::string l = log();
+    int n = 0;
+    for (auto at = l.find(text); at != std::string::npos; at = l.find(text, at + text.size()))
+      ++n;
+    return n;
+  }
   std::string log() const {
     std::ifstream in(log_);
     std::stringstream ss;
@@ -157,7 +169,8 @@ std::vector<JobSpec> cluster_jobs(Params& out, std::mutex& mu, std::int64_t step
   std::vector<JobSpec> jobs;
   for (int i = 0; i < 4; ++i) {
     JobSpec j;
-    j.name = "j" + std::to_string(i);
+    j.name = "j";
+    j.name += std::to_string(i);
     j.model_spec = "mlp 16 32,32 2";
     const double lr = 0.05 * (i + 1);
     j.make_optimizer = [lr] { return std::make_unique<SGD>(lr, 0.9); };
@@ -219,6 +232,158 @@ RuntimeOptions cluster_options(std::vector<std::string> nodes, bool local_device
   o.nodes = std::move(nodes);
   o.node_secret = secret;
   return o;
+}
+
+// A training loop (validation every eval_every steps) that calls `pause` (blocking this job's
+// actor only; the run goes on) after its 4th step. The same program without a pause is the
+// reference, so results compare bitwise.
+actors::Task<void> paused_training(actors::JobContext& job, std::function<void()> pause) {
+  const JobSpec& spec = job.spec();
+  DataLoader loader(job.train_data(),
+                    {.batch_size = spec.batch_size, .shuffle = spec.shuffle, .seed = spec.seed});
+  while (job.step() < job.total_steps()) {
+    Batch b;
+    if (!loader.next(b)) {
+      loader.start_epoch(loader.epoch() + 1);
+      continue;
+    }
+    co_await job.train_step(b);
+    if (job.step() == 4 && pause) pause();
+    if (spec.eval_every > 0 && job.step() % spec.eval_every == 0) co_await job.validate();
+  }
+}
+
+std::vector<JobSpec> paused_jobs(Params& out, std::mutex& mu, std::function<void()> pause) {
+  std::vector<JobSpec> jobs = cluster_jobs(out, mu);
+  jobs[0].program = [pause](actors::JobContext& job) { return paused_training(job, pause); };
+  return jobs;
+}
+
+Params paused_reference() {
+  Params p;
+  std::mutex mu;
+  RuntimeOptions o;
+  o.devices = {{Device::cpu(0), 0}, {Device::cpu(1), 0}};
+  o.shards = 2;
+  RunReport r = run(paused_jobs(p, mu, nullptr), o);
+  for (const JobResult& j : r.jobs)
+    CHECK_MESSAGE(j.status == JobStatus::done, (j.name + ": " + j.error));
+  return p;
+}
+
+// Node A is reached through a relay that breaks the link (`kind`) under the running node when a
+// task's request is on its way there (after 20 kB): that task is in flight. A thread restores the
+// link (cut: 1.5 s later, while the coordinator keeps trying to rejoin; frozen: once both ends
+// gave up on the silent connection). Job j0 pauses after 4 steps until A rejoined (bounded), so
+// the run still has work for A afterwards.
+void link_drop_run(test::TcpRelay::Break kind) {
+  using test::TcpRelay;
+  const Params want = paused_reference();
+  NodeProcess a(kind == TcpRelay::Break::cut ? "cut-a" : "frozen-a");
+  NodeProcess b(kind == TcpRelay::Break::cut ? "cut-b" : "frozen-b");
+  TcpRelay relay(a.port());
+  relay.arm(kind, 20000, 1500);
+  std::atomic<bool> restored{false};
+  std::thread restorer([&] {
+    if (!TcpRelay::wait_for([&] { return relay.tripped(); }, 60)) return;
+    if (kind == TcpRelay::Break::cut)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    else
+      TcpRelay::wait_for(
+          [&] { return relay.client_gave_up_after() >= 0 && relay.node_gave_up_after() >= 0; }, 30);
+    relay.restore();
+    restored = true;
+  });
+  Params got;
+  std::mutex mu;
+  bool rejoined = false;
+  std::vector<JobSpec> jobs = paused_jobs(got, mu, [&] {
+    rejoined = TcpRelay::wait_for([&] { return restored && a.log_count(" joined") >= 2; }, 90);
+  });
+  RuntimeOptions o = cluster_options({relay.address(), b.address()}, false);
+  o.shards = 2;
+  o.node_timeout_seconds = 2;  // a handshake through the frozen relay gives up after 2 s
+  RunReport r = run(jobs, o);
+  restorer.join();
+  for (const JobResult& j : r.jobs)
+    CHECK_MESSAGE(j.status == JobStatus::done, (j.name + ": " + j.error));
+  check_same(got, want);
+  REQUIRE(relay.tripped());
+  REQUIRE(restored);
+  CHECK(rejoined);
+  CHECK(a.alive());  // the node process never stopped
+  CHECK(b.alive());
+  REQUIRE(r.links.size() == 2);
+  const LinkStats& l = r.links[0];
+  // The task whose request the relay swallowed went back to the scheduler: with the link's loss,
+  // or before it when an idle device took it (given back).
+  CHECK(l.requeued + l.given_back >= 1);
+  CHECK(l.joins == 2);
+  CHECK(l.tasks_since_join > 0);  // A ran tasks again after the link came back
+  CHECK(relay.to_client_since_restore() > 0);
+  CHECK(r.scheduler.failed == 0);
+  if (kind == TcpRelay::Break::freeze) {
+    // Both ends declared the silent link dead by themselves (middleman.connection-timeout).
+    CHECK(relay.client_gave_up_after() >= 0);
+    CHECK(relay.node_gave_up_after() >= 0);
+    MESSAGE("silent link: coordinator gave up after "
+            << relay.client_gave_up_after() << " s, node after " << relay.node_gave_up_after()
+            << " s");
+  }
+}
+
+// A node stand-in inside the test process for the proxy's protocol: it checks each task's MAC,
+// tells `observer` about tasks and cancels, and answers a task (with the real node's
+// run_request) as often as the observer asks.
+using answer_atom = caf::atom_constant<caf::atom("tanswer")>;
+using got_task_atom = caf::atom_constant<caf::atom("tgottask")>;
+using got_cancel_atom = caf::atom_constant<caf::atom("tgotcncl")>;
+
+caf::behavior fake_node(caf::event_based_actor* self, std::string key, caf::actor observer) {
+  struct Held {
+    std::string request;
+    caf::actor reply_to;
+  };
+  auto held = std::make_shared<std::map<std::uint64_t, Held>>();
+  auto models = std::make_shared<cluster::NodeModels>();
+  return {
+      [=](cluster::task_atom, int device, std::uint64_t seq, const std::string& request,
+          const std::string& mac) {
+        const bool ok =
+            device == 0 &&
+            cluster::same_mac(mac, cluster::hmac(key, cluster::mac_input("req", 0, seq, request)));
+        if (ok) (*held)[seq] = {request, caf::actor_cast<caf::actor>(self->current_sender())};
+        self->send(observer, got_task_atom::value, seq, ok);
+      },
+      [=](cluster::cancel_atom, int, std::uint64_t seq, const std::string& mac) {
+        const bool ok =
+            cluster::same_mac(mac, cluster::hmac(key, cluster::mac_input("cnl", 0, seq, "")));
+        self->send(observer, got_cancel_atom::value, seq, ok);
+      },
+      [=](answer_atom, std::uint64_t seq, int times) {
+        const Held& h = held->at(seq);
+        Stream compute(Device::cpu(0)), copy(Device::cpu(0));
+        const std::string result =
+            cluster::run_request(h.request, Device::cpu(0), compute, copy, *models);
+        const std::string mac = cluster::hmac(key, cluster::mac_input("res", 0, seq, result));
+        for (int i = 0; i < times; ++i)
+          self->send(h.reply_to, cluster::result_atom::value, seq, result, mac);
+      },
+  };
+}
+
+// An evaluation forward of a small whole model (one shard): no state changes; loss and counts.
+actors::TaskPtr eval_task(const std::shared_ptr<actors::ShardState>& st, std::uint64_t seed) {
+  auto t = std::make_shared<actors::ShardTask>();
+  t->kind = TaskKind::forward;
+  t->training = false;
+  t->state = st;
+  std::vector<float> x(4 * 16);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(uniform01(seed, i));
+  t->input = Tensor::from_vector(x, {4, 16});
+  t->labels = Tensor::from_ints({0, 1, 1, 0}, {4});
+  return t;
 }
 
 }  // namespace
@@ -307,6 +472,100 @@ TEST_CASE("cluster: a node that comes back rejoins the run") {
   CHECK(r.links[0].joins == 2);
   CHECK(r.links[0].tasks > 4);  // the restarted node ran tasks too
   CHECK(r.scheduler.failed == 0);
+}
+
+TEST_CASE("cluster: a link reset under a running node loses no job and the node rejoins") {
+  link_drop_run(test::TcpRelay::Break::cut);
+}
+
+TEST_CASE("cluster: a silent link is declared dead and its tasks rerun and the node rejoins") {
+  link_drop_run(test::TcpRelay::Break::freeze);
+}
+
+TEST_CASE("cluster: a proxy applies each result once and drops results of tasks it gave back") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};  // the scheduler and the fake node's observer
+  const std::string key = cluster::random_bytes(32);
+  auto node = sys.spawn(fake_node, key, caf::actor_cast<caf::actor>(self));
+  cluster::RemoteDeviceConfig rc;
+  rc.index = 0;
+  rc.name = "fake/cpu:0";
+  rc.node.address = "fake";
+  rc.node.node = node;
+  rc.node.session = key;
+  rc.node.devices = {{"cpu:0", 0}};
+  auto trace = std::make_shared<Trace>();
+  auto counters = std::make_shared<cluster::LinkCounters>();
+  counters->links.resize(1);
+  auto proxy = sys.spawn(cluster::remote_device_actor, rc, caf::actor_cast<caf::actor>(self), trace,
+                         counters);
+  struct Stop {  // also when a check fails: the actor system waits for both
+    caf::actor proxy, node;
+    ~Stop() {
+      caf::anon_send_exit(proxy, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    }
+  } stop{proxy, node};
+  auto state = std::make_shared<actors::ShardState>();
+  state->model_spec = "mlp 16 8 2";
+  state->model = std::make_shared<Model>(make_model_from_spec(state->model_spec));
+  state->end = state->model->size();
+  state->job_name = "fake";
+  const auto wait = std::chrono::seconds(30);
+  auto expect_pull = [&](int slots) {
+    self->receive([&](actors::pull_atom, int device, int n) { CHECK((device == 0 && n == slots)); },
+                  caf::after(wait) >> [] { FAIL("no pull from the proxy"); });
+  };
+  auto expect_task = [&](std::uint64_t want) {
+    self->receive([&](got_task_atom, std::uint64_t seq, bool ok) { CHECK((seq == want && ok)); },
+                  caf::after(wait) >> [] { FAIL("the node got no task"); });
+  };
+  auto expect_done = [&](const actors::TaskPtr& want) {
+    self->receive([&](actors::done_atom, actors::TaskPtr& t) { CHECK(t == want); },
+                  caf::after(wait) >> [] { FAIL("no done from the proxy"); });
+  };
+  expect_pull(2);  // two slots: the next task travels while one computes
+  auto t1 = eval_task(state, 1), t2 = eval_task(state, 2), t3 = eval_task(state, 3);
+  self->send(proxy, actors::run_atom::value, t1);
+  self->send(proxy, actors::run_atom::value, t2);
+  expect_task(1);
+  expect_task(2);  // both sent before any result came back
+  // An idle device elsewhere: the proxy gives back the task waiting behind the first and tells
+  // the node to skip it.
+  self->send(proxy, actors::steal_atom::value);
+  self->receive(
+      [&](actors::stolen_atom, int device, actors::TaskPtr& t) { CHECK((device == 0 && t == t2)); },
+      caf::after(wait) >> [] { FAIL("no answer to steal"); });
+  self->receive([&](got_cancel_atom, std::uint64_t seq, bool ok) { CHECK((seq == 2 && ok)); },
+                caf::after(wait) >> [] { FAIL("the node got no cancel"); });
+  // The node answers task 1 twice and the given-back task 2 anyway; then task 3 runs. Only one
+  // done for task 1 and one for task 3 may reach the scheduler, in that order.
+  self->send(node, answer_atom::value, std::uint64_t{1}, 2);
+  self->send(node, answer_atom::value, std::uint64_t{2}, 1);
+  self->send(proxy, actors::run_atom::value, t3);
+  expect_task(3);
+  self->send(node, answer_atom::value, std::uint64_t{3}, 1);
+  expect_done(t1);
+  expect_pull(1);
+  expect_done(t3);
+  expect_pull(1);
+  CHECK_MESSAGE(t1->error.empty(), t1->error);
+  CHECK(t1->count == 4);
+  CHECK(std::isfinite(t1->loss));
+  CHECK(t2->count == 0);  // never applied
+  CHECK(std::isnan(t2->loss));
+  CHECK(t1->device_name == "fake/cpu:0");
+  CHECK(t1->compute_end >= t1->compute_start);
+  CHECK(t3->compute_start >= t1->compute_end);  // the node's phases in order on the trace clock
+  {
+    std::lock_guard lock(counters->mu);
+    const LinkStats& l = counters->links[0];
+    CHECK(l.tasks == 2);
+    CHECK(l.tasks_since_join == 2);
+    CHECK(l.given_back == 1);
+    CHECK(l.dropped_results == 2);
+  }
 }
 
 TEST_CASE("cluster: a wrong secret is refused and the node keeps serving") {

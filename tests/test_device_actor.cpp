@@ -218,3 +218,64 @@ TEST_CASE("actors: a deep device queue loads at most one task ahead of the runni
   // Loads still overlapped the running task's compute.
   CHECK(deep.stats.prefetched > 0);
 }
+
+TEST_CASE("actors: a device asked to steal gives back the newest half of its deep queue") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};  // stands in for the scheduler
+  auto trace = std::make_shared<Trace>();
+  DeviceConfig c = device(0, 7);
+  c.max_slots = 8;
+  c.dispatch_latency = 10.0;  // every task counts as short
+  auto dev = sys.spawn(device_actor, c, caf::actor_cast<caf::actor>(self), trace);
+  self->receive([](pull_atom, int index, int slots) {
+    CHECK(index == 0);
+    CHECK(slots == 2);
+  });
+  auto model = std::make_shared<Model>();
+  std::vector<TaskPtr> tasks;
+  for (int j = 0; j < 5; ++j) {
+    auto t = std::make_shared<ShardTask>();
+    t->id = static_cast<std::uint64_t>(j + 1);
+    t->kind = TaskKind::forward;
+    t->state = shard_of(j, model, 1, 1);
+    tasks.push_back(t);
+  }
+  {
+    // The first task cannot compute while its shard's state is held here, so the other four stay
+    // queued (unstarted) when the steal request arrives.
+    std::unique_lock hold(tasks[0]->state->resident);
+    for (const TaskPtr& t : tasks)
+      self->send(dev, run_atom::value, t);
+    self->send(dev, steal_atom::value);
+    std::vector<std::uint64_t> stolen;
+    for (int i = 0; i < 2; ++i)
+      self->receive([&](stolen_atom, int index, TaskPtr& t) {
+        CHECK(index == 0);
+        REQUIRE(t != nullptr);
+        stolen.push_back(t->id);
+      });
+    CHECK(stolen == std::vector<std::uint64_t>{5, 4});
+  }
+  // The rest complete in order through the outbox; the device grants itself a deep queue.
+  std::vector<std::uint64_t> done;
+  int credit = 0;
+  while (done.size() < 3)
+    self->receive([&](done_atom, const DeviceOutboxPtr& box) {
+      std::lock_guard lock(box->mutex);
+      for (const TaskPtr& t : box->done) {
+        CHECK(t->error.empty());
+        done.push_back(t->id);
+      }
+      box->done.clear();
+      credit += box->credit;
+      box->credit = 0;
+      box->posted = false;
+    });
+  CHECK(done == std::vector<std::uint64_t>{1, 2, 3});
+  // Capacity 2 at the start, 3 finished, and a target of max_slots = 8 after the first.
+  CHECK(credit == 9);
+  CHECK(tasks[3]->compute_start == 0);
+  CHECK(tasks[4]->compute_start == 0);
+  self->send(dev, stop_atom::value);
+}

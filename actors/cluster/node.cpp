@@ -34,14 +34,37 @@ class Log {
   std::mutex mu_;
 };
 
-// One detached actor per device: runs requests one at a time and answers the proxy directly.
-void device_worker(caf::blocking_actor* self, Device device, int index, std::shared_ptr<Log> log) {
+// Tasks a coordinator withdrew (cancel_atom) before the device ran them, by session key and
+// sequence number; shared by the node actor (which adds) and the device's worker (which skips).
+class Cancelled {
+ public:
+  void add(const std::string& key, std::uint64_t seq) {
+    std::lock_guard lock(mu_);
+    if (set_.size() >= max_entries) set_.erase(set_.begin());
+    set_.emplace(key, seq);
+  }
+  bool take(const std::string& key, std::uint64_t seq) {
+    std::lock_guard lock(mu_);
+    return set_.erase({key, seq}) > 0;
+  }
+
+ private:
+  static constexpr std::size_t max_entries = 1024;
+  std::mutex mu_;
+  std::set<std::pair<std::string, std::uint64_t>> set_;
+};
+
+// One detached actor per device: runs requests one at a time, in order, and answers the proxy
+// directly; a request its coordinator withdrew before it started is skipped (no answer).
+void device_worker(caf::blocking_actor* self, Device device, int index, std::shared_ptr<Log> log,
+                   std::shared_ptr<Cancelled> cancelled) {
   Stream compute(device), copy(device);
   NodeModels models;
   bool running = true;
   self->receive_while(running)(
       [&](task_atom, std::uint64_t seq, const std::string& request, const std::string& key,
           const caf::actor& reply_to) {
+        if (cancelled->take(key, seq)) return;
         std::string result;
         try {
           result = run_request(request, device, compute, copy, models);
@@ -68,6 +91,7 @@ struct NodeState {
   std::string secret;
   std::string devices_payload;
   std::vector<caf::actor> workers;
+  std::vector<std::shared_ptr<Cancelled>> cancelled;  // per device
   std::map<caf::node_id, Pending> pending;
   std::map<caf::node_id, Session> sessions;
   std::shared_ptr<Log> log;
@@ -165,6 +189,23 @@ caf::behavior node_actor(caf::event_based_actor* self, std::shared_ptr<NodeState
         self->send(st->workers[static_cast<std::size_t>(device)], task_atom::value, seq,
                    std::move(request), session.key, caf::actor_cast<caf::actor>(s));
       },
+      [self, st](cancel_atom, int device, std::uint64_t seq, const std::string& mac) {
+        const auto& s = self->current_sender();
+        auto it = s ? st->sessions.find(s->node()) : st->sessions.end();
+        if (it == st->sessions.end()) {
+          st->log->line("refused a cancel from " + peer(self) + ": not authenticated");
+          return;
+        }
+        const Session& session = it->second;
+        if (device < 0 || device >= static_cast<int>(st->workers.size()) ||
+            !same_mac(mac, hmac(session.key, mac_input("cnl", device, seq, "")))) {
+          st->log->line("refused a cancel from " + peer(self) + ": bad device or MAC");
+          return;
+        }
+        // Only a task that was sent can be withdrawn (a replayed cancel finds nothing to skip).
+        if (seq == 0 || seq > session.last_seq[static_cast<std::size_t>(device)]) return;
+        st->cancelled[static_cast<std::size_t>(device)]->add(session.key, seq);
+      },
   };
 }
 
@@ -173,6 +214,7 @@ caf::behavior node_actor(caf::event_based_actor* self, std::shared_ptr<NodeState
 void run_node(const NodeOptions& options, std::FILE* log_file) {
   check(!options.secret.empty(), "node: the shared secret must not be empty");
   check(!options.devices.empty(), "node: no devices");
+  check(options.link_timeout_seconds >= 0.1, "node: the link timeout must be at least 0.1 s");
   auto log = std::make_shared<Log>(log_file);
   std::set<Device> cpus;
   Writer desc;
@@ -192,17 +234,18 @@ void run_node(const NodeOptions& options, std::FILE* log_file) {
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.app-identifiers", std::vector<std::string>{app_identifier});
-  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(200)});
-  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(3)});
+  set_link_timeout(cfg, options.link_timeout_seconds);
   caf::actor_system sys{cfg};
   auto st = std::make_shared<NodeState>();
   st->secret = options.secret;
   st->devices_payload = desc.bytes();
   st->log = log;
   st->crash_after_tasks = options.crash_after_tasks;
-  for (std::size_t i = 0; i < options.devices.size(); ++i)
+  for (std::size_t i = 0; i < options.devices.size(); ++i) {
+    st->cancelled.push_back(std::make_shared<Cancelled>());
     st->workers.push_back(sys.spawn<caf::detached>(device_worker, options.devices[i].device,
-                                                   static_cast<int>(i), log));
+                                                   static_cast<int>(i), log, st->cancelled.back()));
+  }
   auto node = sys.spawn(node_actor, st);
   auto port = sys.middleman().publish(node, options.port, options.host.c_str(), true);
   if (!port) {

@@ -3,7 +3,8 @@
 // (build/examples/hydra_node is the program). It publishes one node actor on HOST:PORT through
 // CAF's middleman; a coordinator joins with the shared-secret handshake of
 // actors/cluster/protocol.hpp, after which its remote-device proxies send shard tasks (with their
-// state) that the node runs on its devices, one at a time per device, and answers.
+// state) that the node runs on its devices, one at a time per device in the order they came, and
+// answers; a task its proxy withdrew (cancel_atom) before it started is skipped.
 //
 // Refused and logged (to `log`, one line each), never acted on: a peer that fails the handshake
 // (wrong secret), messages from a CAF node without a session, messages with a bad MAC, a replayed
@@ -23,6 +24,9 @@ struct NodeOptions {
   std::uint16_t port = 0;          // 0: the OS picks a free port (printed)
   std::string secret;              // shared with the coordinator; must not be empty
   std::vector<DeviceSpec> devices = {{Device::cpu(0), 0}};
+  // A coordinator link that carried nothing for this long is closed (the coordinator's side
+  // does the same with RuntimeOptions::node_link_timeout_seconds); see set_link_timeout.
+  double link_timeout_seconds = 3;
   double exit_after_seconds = 0;  // > 0: shut down after this long (tests); 0: run until killed
   // Fault injection for tests: > 0: the process kills itself (SIGKILL, as kill -9 would) when the
   // crash_after_tasks-th authenticated task arrives, before running it.

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "actors/cluster/protocol.hpp"
 #include "actors/cluster/remote_task.hpp"
@@ -31,12 +32,22 @@ NodeLink connect_node(caf::actor_system& sys, const std::string& address, const 
                       std::chrono::milliseconds timeout) {
   check(!secret.empty(), "RuntimeOptions: node_secret must not be empty when nodes are given");
   auto [host, port] = parse_address(address, "RuntimeOptions: node address");
-  auto node = sys.middleman().remote_actor(host, port);
-  if (!node) throw Error("node " + address + ": cannot connect: " + sys.render(node.error()));
+  caf::scoped_actor self{sys};
+  // The middleman's connect, bounded by `timeout` (middleman().remote_actor waits forever, e.g. on
+  // a link that accepts the connection and then goes silent).
   NodeLink link;
   link.address = address;
-  link.node = *node;
-  caf::scoped_actor self{sys};
+  std::string unreachable;
+  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+      .receive(
+          [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            if (ptr)
+              link.node = caf::actor_cast<caf::actor>(std::move(ptr));
+            else
+              unreachable = "no node actor on that port";
+          },
+          [&](caf::error& e) { unreachable = sys.render(e); });
+  if (!link.node) throw Error("node " + address + ": cannot connect: " + unreachable);
   const std::string cn = random_bytes(nonce_bytes);
   std::string nn, failure;
   // Every handshake reply is (atom, string, string); refused_atom carries the reason.
@@ -105,6 +116,7 @@ struct InFlight {
   actors::TaskPtr task;
   double start = 0, sent = 0;  // trace clock: encoding started, request sent
   std::size_t request_bytes = 0;
+  std::size_t behind = 0;  // tasks in flight before it when it was sent (the node runs them first)
 };
 
 struct ProxyState {
@@ -114,6 +126,14 @@ struct ProxyState {
   std::shared_ptr<LinkCounters> counters;
   std::uint64_t seq = 0;
   std::map<std::uint64_t, InFlight> inflight;
+  // Sequence numbers of tasks given back to the scheduler after they were sent: their results,
+  // if the node still sends them, are dropped. The node answers in sequence order, so a result
+  // for a later sequence number means it will not answer the earlier ones any more.
+  std::set<std::uint64_t> given_back;
+  // The smallest round trip minus the node's own work of a task that waited behind no other
+  // (twice the one-way latency), to place the node's phases on the trace clock.
+  double min_overhead = -1;
+  double last_compute_end = 0;
   bool lost = false;
 
   template <class F>
@@ -123,6 +143,14 @@ struct ProxyState {
   }
 };
 
+// Clears what a device filled in, for a task that goes back to the scheduler unrun.
+void reset_measurements(actors::ShardTask& t) {
+  t.load_start = t.load_end = t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
+  t.load_bytes = t.store_bytes = 0;
+  t.prefetched = t.prefetch_hit = false;
+  t.error.clear();
+}
+
 void lose(caf::event_based_actor* self, ProxyState& s, const std::string& why) {
   if (s.lost) return;
   s.lost = true;
@@ -130,14 +158,35 @@ void lose(caf::event_based_actor* self, ProxyState& s, const std::string& why) {
   std::fprintf(stderr, "hydra: %s lost (%s); %zu task(s) go back to the scheduler\n",
                s.cfg.name.c_str(), why.c_str(), n);
   s.count([&](LinkStats& l) { l.requeued += n; });
-  for (auto& [seq, f] : s.inflight) {
-    actors::ShardTask& t = *f.task;
-    t.load_start = t.load_end = t.compute_start = t.compute_end = t.store_start = t.store_end = 0;
-    t.load_bytes = t.store_bytes = 0;
-    t.error.clear();
-  }
+  for (auto& [seq, f] : s.inflight)
+    reset_measurements(*f.task);
   s.inflight.clear();
   self->quit(caf::exit_reason::remote_link_unreachable);
+}
+
+// Places the node's load, compute and store of a task on the trace clock. The node runs its
+// tasks one at a time in order, so a task sent while others were in flight waited there: its
+// phases end one one-way latency before its result arrived, and its load covers encoding,
+// sending and waiting (it overlapped the compute of the tasks before it).
+void place(ProxyState& s, const InFlight& f, const NodeSeconds& node, double received,
+           double applied, actors::ShardTask& t) {
+  const double node_total = node.load + node.compute + node.store;
+  const double overhead = std::max(0.0, (received - f.sent) - node_total);
+  if (f.behind == 0 && (s.min_overhead < 0 || overhead < s.min_overhead)) s.min_overhead = overhead;
+  const double one_way = (s.min_overhead < 0 ? overhead : s.min_overhead) / 2;
+  const double node_end = std::max(f.sent + node_total, received - one_way);
+  t.load_start = f.start;
+  t.compute_end = node_end - node.store;
+  t.compute_start = std::max(t.compute_end - node.compute, s.last_compute_end);
+  t.compute_end = std::max(t.compute_end, t.compute_start);
+  t.load_end = t.compute_start;
+  t.store_start = t.compute_end;
+  t.store_end = applied;
+  s.last_compute_end = t.compute_end;
+  s.count([&](LinkStats& l) {
+    l.network_seconds += std::max(0.0, (received - f.sent) - node_total);
+    l.node_seconds += node_total;
+  });
 }
 
 }  // namespace
@@ -150,13 +199,14 @@ caf::behavior remote_device_actor(caf::event_based_actor* self, RemoteDeviceConf
   s->scheduler = scheduler;
   s->trace = std::move(trace);
   s->counters = std::move(counters);
+  s->count([](LinkStats& l) { l.tasks_since_join = 0; });
   self->monitor(s->cfg.node.node);
   self->set_down_handler([self, s](caf::down_msg& dm) {
     if (dm.source == s->cfg.node.node.address())
       lose(self, *s, "node down: " + self->system().render(dm.reason));
   });
   self->set_default_handler(caf::drop);
-  self->send(scheduler, actors::pull_atom::value, s->cfg.index, 1);
+  self->send(scheduler, actors::pull_atom::value, s->cfg.index, std::max(1, s->cfg.slots));
   using namespace actors;
   return {
       [self, s](run_atom, TaskPtr& t) {
@@ -180,6 +230,7 @@ caf::behavior remote_device_actor(caf::event_based_actor* self, RemoteDeviceConf
             hmac(s->cfg.node.session, mac_input("req", s->cfg.remote, seq, request));
         f.request_bytes = request.size();
         f.sent = s->trace->now();
+        f.behind = s->inflight.size();
         s->count([&](LinkStats& l) {
           l.bytes_sent += request.size();
           l.encode_seconds += f.sent - f.start;
@@ -189,10 +240,21 @@ caf::behavior remote_device_actor(caf::event_based_actor* self, RemoteDeviceConf
       },
       [self, s](result_atom, std::uint64_t seq, const std::string& result, const std::string& mac) {
         const auto& sender = self->current_sender();
-        auto it = s->inflight.find(seq);
-        if (!sender || sender->node() != s->cfg.node.node.node() || it == s->inflight.end()) {
-          std::fprintf(stderr, "hydra: %s: dropped an unexpected result (sequence %llu)\n",
+        if (!sender || sender->node() != s->cfg.node.node.node()) {
+          std::fprintf(stderr, "hydra: %s: dropped a result from another node (sequence %llu)\n",
                        s->cfg.name.c_str(), static_cast<unsigned long long>(seq));
+          return;
+        }
+        const bool given_back = s->given_back.count(seq) > 0;
+        s->given_back.erase(s->given_back.begin(), s->given_back.upper_bound(seq));
+        auto it = s->inflight.find(seq);
+        if (it == s->inflight.end()) {
+          // A task given back to the scheduler that the node ran anyway, or an answer to nothing
+          // this proxy has in flight (a duplicate): never applied.
+          s->count([](LinkStats& l) { ++l.dropped_results; });
+          if (!given_back)
+            std::fprintf(stderr, "hydra: %s: dropped an unexpected result (sequence %llu)\n",
+                         s->cfg.name.c_str(), static_cast<unsigned long long>(seq));
           return;
         }
         if (!same_mac(mac,
@@ -213,33 +275,38 @@ caf::behavior remote_device_actor(caf::event_based_actor* self, RemoteDeviceConf
           return;
         }
         const double applied = s->trace->now();
-        const double node_total = node.load + node.compute + node.store;
-        const double network = std::max(0.0, (received - f.sent) - node_total);
         t.device = s->cfg.index;
         t.device_name = s->cfg.name;
-        // The node's phases placed on this clock: the request's way there takes half the network
-        // time, load covers encoding and sending, store covers the way back and applying.
-        t.load_start = f.start;
-        t.load_end = f.sent + network / 2 + node.load;
-        t.compute_start = t.load_end;
-        t.compute_end = t.compute_start + node.compute;
-        t.store_start = t.compute_end;
-        t.store_end = applied;
+        place(*s, f, node, received, applied, t);
         t.load_bytes = f.request_bytes;
         t.store_bytes = result.size();
-        t.prefetched = t.prefetch_hit = false;
+        t.prefetched = f.behind > 0;  // its transfer overlapped the node's work on another task
+        t.prefetch_hit = false;
         s->count([&](LinkStats& l) {
           ++l.tasks;
+          ++l.tasks_since_join;
           l.bytes_received += result.size();
-          l.network_seconds += network;
-          l.node_seconds += node_total;
           l.apply_seconds += applied - received;
         });
         self->send(s->scheduler, done_atom::value, f.task);
         self->send(s->scheduler, pull_atom::value, s->cfg.index, 1);
       },
       [self, s](steal_atom) {
-        self->send(s->scheduler, stolen_atom::value, s->cfg.index, TaskPtr());
+        // An idle device wants work: give back the newest task that waits behind another on the
+        // node, and tell the node to skip it.
+        TaskPtr given;
+        if (s->inflight.size() >= 2) {
+          auto it = std::prev(s->inflight.end());
+          const std::uint64_t seq = it->first;
+          given = it->second.task;
+          s->inflight.erase(it);
+          s->given_back.insert(seq);
+          reset_measurements(*given);
+          s->count([](LinkStats& l) { ++l.given_back; });
+          self->send(s->cfg.node.node, cancel_atom::value, s->cfg.remote, seq,
+                     hmac(s->cfg.node.session, mac_input("cnl", s->cfg.remote, seq, "")));
+        }
+        self->send(s->scheduler, stolen_atom::value, s->cfg.index, given);
       },
       [](prefetch_atom, TaskPtr&) {},
       [](drop_atom) {},

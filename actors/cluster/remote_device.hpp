@@ -2,16 +2,23 @@
 // The coordinator's side of a cluster node: the handshake (connect_node) and one proxy actor per
 // remote device that speaks the device-actor protocol to the scheduler.
 //
-// Device protocol supported by the proxy: (pull_atom, index, 1) to the scheduler at start and
-// after each task (one task at a time: the task's state travels with it, so there is no
-// lookahead slot), (run_atom, TaskPtr) -> (done_atom, TaskPtr); (steal_atom) is answered with
-// nothing to give; (prefetch_atom) and (drop_atom) are ignored (no prefetch over the network).
+// Device protocol supported by the proxy: (pull_atom, index, slots) to the scheduler at start
+// (RemoteDeviceConfig::slots, 2 by default: while the node computes one task the next one's
+// request, with its state, already travels, so transfer overlaps compute) and one slot back after
+// each task; (run_atom, TaskPtr) -> (done_atom, TaskPtr); (steal_atom) gives back the newest task
+// that waits behind another on the node (the node is told to skip it, and a result that still
+// comes for it is dropped), else nothing; (prefetch_atom) and (drop_atom) are ignored (the state
+// travels with the task, and the second slot already overlaps its transfer).
 //
 // Faults: the proxy monitors the node actor. When the link is lost (the node process died, the
-// connection closed, or heartbeats stopped for middleman.connection-timeout) or the node sends a
-// result that fails its MAC or checks, the proxy exits with exit_reason::remote_link_unreachable;
-// the scheduler then puts the tasks it had sent to it back in the ready queue. Home memory is
-// only changed when a checked result is applied, so they run again elsewhere from the same state.
+// connection closed or was reset, or nothing arrived for middleman.connection-timeout while
+// heartbeats go every middleman.heartbeat-interval) or the node sends a result that fails its
+// MAC or checks, the proxy exits with exit_reason::remote_link_unreachable; the scheduler then
+// puts the tasks it had sent to it back in the ready queue. Home memory is only changed when a
+// checked result is applied, so they run again elsewhere from the same state. A result is applied
+// at most once: only for a task the proxy still has in flight under that sequence number, and a
+// later proxy (after a rejoin) has a new session key, so nothing from an earlier link passes its
+// MAC check.
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -58,6 +65,7 @@ struct RemoteDeviceConfig {
   std::string name;  // "HOST:PORT/cpu:0"
   int remote = 0;    // the device's index on the node
   int link = 0;      // index into LinkCounters::links
+  int slots = 2;     // tasks sent to the node at once (1: no overlap of transfer and compute)
   NodeLink node;
 };
 
