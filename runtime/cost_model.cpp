@@ -1,8 +1,11 @@
 #include "runtime/cost_model.hpp"
 
 #include <algorithm>
+#include <array>
+#include <barrier>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
@@ -119,12 +122,122 @@ const ShardCost& CostModel::shard(Model& model, std::size_t begin, std::size_t e
   return shards_.emplace(sig, c).first->second;
 }
 
+namespace {
+
+// One shard of one model prepared for timing its tasks on `device`: inputs, labels and an
+// output gradient of the right shapes, the shard's parameters.
+class ShardBench {
+ public:
+  ShardBench(Model& model, std::size_t begin, std::size_t end, const Shape& input, DType dtype,
+             Device device)
+      : model_(model),
+        begin_(begin),
+        end_(end),
+        last_(end == model.size()),
+        device_(device),
+        ctx_(ExecContext::on(device)) {
+    model.to(device, dtype);
+    const bool ids = dynamic_cast<const TokenEmbedding*>(&model.layer(begin)) != nullptr;
+    x_ = ids ? Tensor::zeros(input, DType::i32, device)
+             : random_tensor(input, dtype, device, 0x5eed);
+    Shape out_shape = input;
+    for (std::size_t k = begin; k < end; ++k)
+      out_shape = model.layer(k).output_shape(out_shape);
+    const Shape label_shape(out_shape.begin(), out_shape.end() - 1);
+    if (last_)
+      labels_ = Tensor::zeros(label_shape, DType::i32, device);
+    else
+      dy_mid_ = random_tensor(out_shape, dtype, device, 0xd1);
+    for (std::size_t i = begin; i < end; ++i)
+      for (Parameter& p : model.layer(i).parameters())
+        params_.push_back(&p);
+  }
+
+  // Training forward (loss fused when last): seconds.
+  double forward() {
+    stashes_.clear();
+    const auto t0 = Clock::now();
+    y_ = model_.forward(ctx_, x_, stashes_, true, begin_, end_);
+    if (last_) dlogits_ = softmax_cross_entropy(ctx_, y_, labels_, true).dlogits;
+    ctx_.synchronize();
+    return since(t0);
+  }
+  // Untimed: fresh zero gradients before a backward.
+  void zero_grads() {
+    for (Parameter* p : params_)
+      p->grad = Tensor::zeros(p->value.shape(), p->value.dtype(), device_);
+    ctx_.synchronize();
+  }
+  double backward() {
+    const auto t0 = Clock::now();
+    model_.backward(ctx_, last_ ? dlogits_ : dy_mid_, stashes_, begin_, end_);
+    ctx_.synchronize();
+    return since(t0);
+  }
+  double update(Optimizer& optimizer) {
+    const auto t0 = Clock::now();
+    optimizer.step(params_, ctx_);
+    ctx_.synchronize();
+    return since(t0);
+  }
+  double eval() {
+    std::vector<Stash> eval_stashes;
+    const auto t0 = Clock::now();
+    Tensor ye = model_.forward(ctx_, x_, eval_stashes, false, begin_, end_);
+    if (last_) softmax_cross_entropy(ctx_, ye, labels_, false);
+    ctx_.synchronize();
+    return since(t0);
+  }
+
+  // Sizes after a forward (and, for the state, an update).
+  void fill_bytes(ShardCost& c) const {
+    c.input_bytes = x_.nbytes();
+    c.output_bytes = y_.nbytes();
+    c.label_bytes = last_ ? labels_.nbytes() : 0;
+    c.stash_bytes = 0;
+    for (const Stash& s : stashes_)
+      c.stash_bytes += stash_tree_bytes(s);
+  }
+  void fill_parameter_bytes(ShardCost& c) const {
+    c.value_bytes = c.state_bytes = 0;
+    for (const Parameter* p : params_) {
+      c.value_bytes += p->value.nbytes();
+      for (const Tensor& s : p->state)
+        c.state_bytes += s.nbytes();
+    }
+  }
+
+ private:
+  Model& model_;
+  std::size_t begin_, end_;
+  bool last_;
+  Device device_;
+  ExecContext ctx_;
+  Tensor x_, labels_, dy_mid_, y_, dlogits_;
+  std::vector<Parameter*> params_;
+  std::vector<Stash> stashes_;
+};
+
+}  // namespace
+
+Slowdown ShardCost::slowdown(int k) const {
+  if (k <= 1 || concurrent.empty()) return {};
+  const auto n = static_cast<int>(concurrent.size());
+  if (k - 2 < n) return concurrent[static_cast<std::size_t>(k - 2)];
+  const double scale = static_cast<double>(k) / static_cast<double>(n + 1);
+  Slowdown s = concurrent.back();
+  s.forward *= scale;
+  s.eval *= scale;
+  s.backward *= scale;
+  s.update *= scale;
+  return s;
+}
+
 ShardCost CostModel::measure(Model& model, std::size_t begin, std::size_t end, const Shape& input,
                              Optimizer& optimizer, Device device, DType dtype) const {
   check(device.kind == DeviceKind::cpu || device.kind == DeviceKind::cuda ||
             device.kind == DeviceKind::host,
         "CostModel: cannot run tasks on " + device.str());
-  const bool last = end == model.size();
   ShardCost c;
   for (std::size_t i = begin; i < end; ++i) {
     Shape in = input;
@@ -132,57 +245,17 @@ ShardCost CostModel::measure(Model& model, std::size_t begin, std::size_t end, c
       in = model.layer(k).output_shape(in);
     c.forward_flops += model.layer(i).forward_flops(in);
   }
-  model.to(device, dtype);
-  ExecContext ctx = ExecContext::on(device);
-  const bool ids = dynamic_cast<const TokenEmbedding*>(&model.layer(begin)) != nullptr;
-  const Tensor x =
-      ids ? Tensor::zeros(input, DType::i32, device) : random_tensor(input, dtype, device, 0x5eed);
-  Shape out_shape = input;
-  for (std::size_t k = begin; k < end; ++k)
-    out_shape = model.layer(k).output_shape(out_shape);
-  Shape label_shape(out_shape.begin(), out_shape.end() - 1);
-  const Tensor labels = last ? Tensor::zeros(label_shape, DType::i32, device) : Tensor();
-  const Tensor dy_mid = last ? Tensor() : random_tensor(out_shape, dtype, device, 0xd1);
-  std::vector<Parameter*> params;
-  for (std::size_t i = begin; i < end; ++i)
-    for (Parameter& p : model.layer(i).parameters())
-      params.push_back(&p);
-
+  ShardBench b(model, begin, end, input, dtype, device);
   std::vector<double> fwd, bwd, upd, ev;
   const int runs = std::max(0, options_.warmup) + std::max(1, options_.repeats);
   for (int r = 0; r < runs; ++r) {
     const bool timed = r >= options_.warmup;
-    std::vector<Stash> stashes;
-    auto t0 = Clock::now();
-    Tensor y = model.forward(ctx, x, stashes, true, begin, end);
-    Tensor dlogits;
-    if (last) dlogits = softmax_cross_entropy(ctx, y, labels, true).dlogits;
-    ctx.synchronize();
-    const double tf = since(t0);
-    if (r == 0) {
-      c.input_bytes = x.nbytes();
-      c.output_bytes = y.nbytes();
-      c.label_bytes = last ? labels.nbytes() : 0;
-      for (const Stash& s : stashes)
-        c.stash_bytes += stash_tree_bytes(s);
-    }
-    for (Parameter* p : params)
-      p->grad = Tensor::zeros(p->value.shape(), p->value.dtype(), device);
-    ctx.synchronize();
-    t0 = Clock::now();
-    model.backward(ctx, last ? dlogits : dy_mid, stashes, begin, end);
-    ctx.synchronize();
-    const double tb = since(t0);
-    t0 = Clock::now();
-    optimizer.step(params, ctx);
-    ctx.synchronize();
-    const double tu = since(t0);
-    std::vector<Stash> eval_stashes;
-    t0 = Clock::now();
-    Tensor ye = model.forward(ctx, x, eval_stashes, false, begin, end);
-    if (last) softmax_cross_entropy(ctx, ye, labels, false);
-    ctx.synchronize();
-    const double te = since(t0);
+    const double tf = b.forward();
+    if (r == 0) b.fill_bytes(c);
+    b.zero_grads();
+    const double tb = b.backward();
+    const double tu = b.update(optimizer);
+    const double te = b.eval();
     if (timed) {
       fwd.push_back(tf);
       bwd.push_back(tb);
@@ -194,11 +267,83 @@ ShardCost CostModel::measure(Model& model, std::size_t begin, std::size_t end, c
   c.backward = median(bwd);
   c.update = median(upd);
   c.eval = median(ev);
-  for (Parameter* p : params) {
-    c.value_bytes += p->value.nbytes();
-    for (const Tensor& s : p->state)
-      c.state_bytes += s.nbytes();
+  b.fill_parameter_bytes(c);
+  return c;
+}
+
+std::vector<Slowdown> CostModel::measure_contention(std::vector<Model*> models, std::size_t begin,
+                                                    std::size_t end, const Shape& input,
+                                                    Optimizer& optimizer, Device device,
+                                                    DType dtype) const {
+  check(device.kind == DeviceKind::cpu || device.kind == DeviceKind::host,
+        "CostModel: contention is measured for CPU devices, not " + device.str());
+  const int most = static_cast<int>(models.size());
+  std::vector<std::unique_ptr<ShardBench>> benches;
+  for (int i = 0; i < most; ++i)
+    benches.push_back(std::make_unique<ShardBench>(*models[static_cast<std::size_t>(i)], begin, end,
+                                                   input, dtype, Device{device.kind, i}));
+  // samples[k - 1][kind]: every thread's times with k threads (kinds: forward, eval, backward,
+  // update).
+  std::vector<std::array<std::vector<double>, 4>> samples(static_cast<std::size_t>(most));
+  const int runs = std::max(0, options_.warmup) + std::max(1, options_.repeats);
+  for (int r = 0; r < runs; ++r) {
+    const bool timed = r >= options_.warmup;
+    for (int k = 1; k <= most; ++k) {
+      std::barrier sync(k);
+      std::vector<std::array<double, 4>> times(static_cast<std::size_t>(k));
+      auto body = [&](int i) {
+        ShardBench& b = *benches[static_cast<std::size_t>(i)];
+        std::array<double, 4>& t = times[static_cast<std::size_t>(i)];
+        sync.arrive_and_wait();
+        t[0] = b.forward();
+        b.zero_grads();
+        sync.arrive_and_wait();
+        t[2] = b.backward();
+        sync.arrive_and_wait();
+        t[3] = b.update(optimizer);
+        sync.arrive_and_wait();
+        t[1] = b.eval();
+      };
+      std::vector<std::thread> pool;
+      for (int i = 1; i < k; ++i)
+        pool.emplace_back(body, i);
+      body(0);
+      for (std::thread& t : pool)
+        t.join();
+      if (!timed) continue;
+      for (const std::array<double, 4>& t : times)
+        for (std::size_t kind = 0; kind < 4; ++kind)
+          samples[static_cast<std::size_t>(k - 1)][kind].push_back(t[kind]);
+    }
   }
+  std::array<double, 4> alone{};
+  for (std::size_t kind = 0; kind < 4; ++kind)
+    alone[kind] = median(samples[0][kind]);
+  const auto ratio = [&](int k, std::size_t kind) {
+    const double t = median(samples[static_cast<std::size_t>(k - 1)][kind]);
+    return alone[kind] > 0 ? std::max(1.0, t / alone[kind]) : 1.0;
+  };
+  std::vector<Slowdown> out;
+  for (int k = 2; k <= most; ++k)
+    out.push_back({ratio(k, 0), ratio(k, 1), ratio(k, 2), ratio(k, 3)});
+  return out;
+}
+
+const ShardCost& CostModel::contention(Model& model, const std::vector<Model*>& copies,
+                                       std::size_t begin, std::size_t end, const Shape& input,
+                                       Optimizer& optimizer, Device device, DType dtype) {
+  shard(model, begin, end, input, optimizer, device, dtype);
+  ShardCost& c = shards_.at(signature(model, begin, end, input, dtype, device.kind,
+                                      end == model.size(), optimizer.name()));
+  if (copies.empty() || c.concurrent.size() >= copies.size()) return c;
+  std::vector<Model*> models = {&model};
+  for (Model* m : copies) {
+    check(m != nullptr && m != &model && m->size() == model.size(),
+          "CostModel::contention: each copy must be another model of the same layers");
+    models.push_back(m);
+  }
+  c.concurrent = measure_contention(models, begin, end, input, optimizer, device, dtype);
+  ++contended_;
   return c;
 }
 
@@ -288,6 +433,13 @@ void CostModel::save(const std::string& path) const {
                         {"output_bytes", c.output_bytes},
                         {"label_bytes", c.label_bytes},
                         {"forward_flops", c.forward_flops}};
+  for (const auto& [sig, c] : shards_) {
+    if (c.concurrent.empty()) continue;
+    nlohmann::json k = nlohmann::json::array();
+    for (const Slowdown& s : c.concurrent)
+      k.push_back({s.forward, s.eval, s.backward, s.update});
+    j["shards"][sig]["concurrent"] = k;
+  }
   j["links"] = nlohmann::json::object();
   for (const auto& [kind, l] : links_)
     j["links"][kind] = {{"latency", l.latency}, {"bandwidth", l.bandwidth}};
@@ -315,6 +467,14 @@ void CostModel::load(const std::string& path) {
       c.output_bytes = v.at("output_bytes").get<std::size_t>();
       c.label_bytes = v.at("label_bytes").get<std::size_t>();
       c.forward_flops = v.at("forward_flops").get<double>();
+      if (v.contains("concurrent"))
+        for (const nlohmann::json& k : v.at("concurrent")) {
+          if (!k.is_array() || k.size() != 4)
+            throw Error("CostModel: bad cost file " + path + ": " + sig +
+                        ": each \"concurrent\" entry must be [forward, eval, backward, update]");
+          c.concurrent.push_back({k.at(0).get<double>(), k.at(1).get<double>(),
+                                  k.at(2).get<double>(), k.at(3).get<double>()});
+        }
       shards_[sig] = c;
     }
     if (j.contains("links"))

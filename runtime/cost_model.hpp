@@ -11,11 +11,17 @@
 #include <cstddef>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "kernels/model.hpp"
 #include "kernels/optim/optimizer.hpp"
 
 namespace hydra {
+
+// How many times longer each kind of task takes than alone.
+struct Slowdown {
+  double forward = 1, eval = 1, backward = 1, update = 1;
+};
 
 // One shard for one minibatch: seconds of each task as the actor runtime splits them, and the
 // bytes its loads and stores move.
@@ -31,6 +37,13 @@ struct ShardCost {
   std::size_t output_bytes = 0;  // its output (the logits when last; dlogits is the same size)
   std::size_t label_bytes = 0;   // labels (last shard)
   double forward_flops = 0;
+  // Contention (CostModel::contention): concurrent[k - 2] is the slowdown of this shard's tasks
+  // while k devices of its kind compute at once (k = 2, 3, ...: virtual CPU devices share the
+  // host's cores and memory bus). Empty: not measured.
+  std::vector<Slowdown> concurrent;
+  // The slowdown with `k` devices computing (k <= 1: none; beyond the measured counts the last
+  // measured one scaled by k / its count, time-slicing; nothing measured: none).
+  Slowdown slowdown(int k) const;
 };
 
 // Cost of one copy between home memory and a device.
@@ -63,6 +76,19 @@ class CostModel {
   // state change), cached under its signature afterwards.
   const ShardCost& shard(Model& model, std::size_t begin, std::size_t end, const Shape& input,
                          Optimizer& optimizer, Device device, DType dtype = DType::f32);
+  // Contention: measures how much the shard's tasks slow down while `copies.size() + 1` devices of
+  // `device`'s kind run them at once, unless the cached cost already has figures for that many
+  // (then nothing runs). `model` and each copy (the same layers, with parameters of their own)
+  // run the shard's forward, backward, update and eval on a thread each, phase by phase in
+  // lockstep, copy i on device index i + 1; for k = 1 .. copies.size() + 1 devices, alternated
+  // per repeat so a change in the machine's load affects every k alike. Stores the median time of
+  // each kind with k threads over its time with one in ShardCost::concurrent. Measures the shard
+  // first when it is not cached (as shard()).
+  const ShardCost& contention(Model& model, const std::vector<Model*>& copies, std::size_t begin,
+                              std::size_t end, const Shape& input, Optimizer& optimizer,
+                              Device device, DType dtype = DType::f32);
+  std::size_t contention_measurements() const { return contended_; }
+
   // Cached cost for a signature, or null.
   const ShardCost* find(const std::string& signature) const;
   void set(const std::string& signature, const ShardCost& cost);
@@ -80,7 +106,8 @@ class CostModel {
   std::size_t size() const { return shards_.size(); }
   std::size_t measurements() const { return measured_; }  // shard measurements actually run
 
-  // JSON: {"shards": {signature: {...}}, "links": {"cpu": {...}}}. load() merges into the cache;
+  // JSON: {"shards": {signature: {..., "concurrent": [[forward, eval, backward, update], ...]}},
+  // "links": {"cpu": {...}}} ("concurrent" only when measured). load() merges into the cache;
   // both throw hydra::Error on I/O or format errors.
   void save(const std::string& path) const;
   void load(const std::string& path);
@@ -89,10 +116,13 @@ class CostModel {
   ShardCost measure(Model& model, std::size_t begin, std::size_t end, const Shape& input,
                     Optimizer& optimizer, Device device, DType dtype) const;
   LinkCost measure_link(Device device) const;
+  std::vector<Slowdown> measure_contention(std::vector<Model*> models, std::size_t begin,
+                                           std::size_t end, const Shape& input,
+                                           Optimizer& optimizer, Device device, DType dtype) const;
   Options options_;
   std::map<std::string, ShardCost> shards_;
   std::map<std::string, LinkCost> links_;  // by device kind name
-  std::size_t measured_ = 0;
+  std::size_t measured_ = 0, contended_ = 0;
 };
 
 }  // namespace hydra

@@ -298,6 +298,11 @@ struct Dev {
   int inflight = 0;
   std::uint64_t last_dispatch = 0;
   double busy = 0;
+  // Contention (SimOptions::contention) on a CPU device: the running task's compute and store in
+  // seconds alone, the part of them left at `since`, its current slowdown, and the version of its
+  // pending `computed` event (older ones are stale).
+  double alone_compute = 0, alone_store = 0, left = 0, since = 0, slow = 1, run_start = 0;
+  std::uint32_t version = 0;
 };
 
 // Remaining-time estimates with a per-job cache, so a policy that asks every ready task's job
@@ -332,7 +337,7 @@ struct Ev {
   std::uint64_t seq;
   EvKind kind;
   int a;            // lane (submit), device (loaded, computed) or job (start_graph)
-  std::uint64_t b;  // node + 1 (submit), task id (loaded) or lane (computed)
+  std::uint64_t b;  // node + 1 (submit), task id (loaded) or lane + version << 32 (computed)
   bool operator>(const Ev& o) const { return std::tie(t, seq) > std::tie(o.t, o.seq); }
 };
 
@@ -420,7 +425,7 @@ class Simulation {
           loaded(e.a, e.b);
           break;
         case EvKind::computed:
-          computed(e.a, static_cast<int>(e.b));
+          computed(e.a, static_cast<int>(e.b & 0xffffffffu), static_cast<std::uint32_t>(e.b >> 32));
           break;
         case EvKind::start_graph:
           start_graph(e.a);
@@ -792,6 +797,17 @@ class Simulation {
     v.queue.pop_front();
     v.running = lane;
     const SimDevice& dev = devices_[static_cast<std::size_t>(d)];
+    if (contended(d)) {
+      if (t.overlapped) ++result_.prefetched;
+      v.alone_compute = t.ph.compute;
+      v.alone_store = t.ph.store;
+      v.left = t.ph.compute + t.ph.store;
+      v.since = v.run_start = now_;
+      v.slow = 1.0;
+      contending_.push_back(d);
+      reschedule_contending();
+      return;
+    }
     double slow = 1.0;
     if (dev.kind == DeviceKind::cpu && opt_.cpu_cores > 0) {
       ++cpu_active_;
@@ -820,11 +836,89 @@ class Simulation {
     push({now_ + compute + store, seq_++, EvKind::computed, d, static_cast<std::uint64_t>(lane)});
   }
 
-  void computed(int d, int lane) {
+  // --- contention (SimOptions::contention) ------------------------------------------------
+  bool contended(int d) const {
+    return opt_.contention && devices_[static_cast<std::size_t>(d)].kind == DeviceKind::cpu;
+  }
+
+  // The slowdown of the task running on `d` while `k` CPU devices compute: its shard's measured
+  // figure for its kind (a fused backward: backward and update weighted by their times).
+  double task_slowdown(int d, int k) const {
+    const Dev& v = devs_[static_cast<std::size_t>(d)];
+    const LaneTask& lt = lanes_[static_cast<std::size_t>(v.running)];
+    const SimJob& j = job(lane_job_[static_cast<std::size_t>(v.running)]);
+    const ShardCost& c = j.shards[static_cast<std::size_t>(lt.shard)];
+    const Slowdown s = c.slowdown(k);
+    if (!lt.training) return s.eval;
+    switch (lt.kind) {
+      case TaskKind::forward:
+        return s.forward;
+      case TaskKind::update:
+        return s.update;
+      case TaskKind::backward:
+        if (!lt.shape.fused || c.backward + c.update <= 0) return s.backward;
+        return (c.backward * s.backward + c.update * s.update) / (c.backward + c.update);
+    }
+    return 1.0;
+  }
+
+  // The set of computing CPU devices changed: every one's progress so far at its old slowdown
+  // is booked and its end recomputed at the slowdown for the new count.
+  void reschedule_contending() {
+    const int k = static_cast<int>(contending_.size());
+    for (int d : contending_) {
+      Dev& v = devs_[static_cast<std::size_t>(d)];
+      v.left = std::max(0.0, v.left - (now_ - v.since) / v.slow);
+      v.since = now_;
+      v.slow = task_slowdown(d, k);
+      ++v.version;
+      push({now_ + v.left * v.slow, seq_++, EvKind::computed, d,
+            static_cast<std::uint64_t>(v.running) | (std::uint64_t{v.version} << 32)});
+    }
+  }
+
+  // The contended task on `d` ended now: its compute (and store, in proportion to their times
+  // alone) goes to the busy time, the trace and the estimator; the others speed up.
+  void finish_contended(int d, int lane) {
     Dev& v = devs_[static_cast<std::size_t>(d)];
-    v.running = -1;
-    if (devices_[static_cast<std::size_t>(d)].kind == DeviceKind::cpu && opt_.cpu_cores > 0)
+    contending_.erase(std::find(contending_.begin(), contending_.end(), d));
+    const double total = v.alone_compute + v.alone_store;
+    const double took = now_ - v.run_start;
+    const double compute = total > 0 ? took * v.alone_compute / total : 0.0;
+    const int jb = lane_job_[static_cast<std::size_t>(lane)];
+    const LaneTask& lt = lanes_[static_cast<std::size_t>(lane)];
+    const SimTask& t = tasks_[static_cast<std::size_t>(lane)];
+    const SimDevice& dev = devices_[static_cast<std::size_t>(d)];
+    v.busy += compute;
+    if (opt_.trace) {
+      const std::string& name = job(jb).name;
+      const char* kind = lt.training ? task_kind_name(lt.kind) : "eval";
+      if (t.load_end > t.load_start)
+        result_.trace.push_back(
+            {dev.name, name, lt.shard, "load", t.load_start, t.load_end, t.ph.load_bytes});
+      result_.trace.push_back(
+          {dev.name, name, lt.shard, kind, v.run_start, v.run_start + compute, 0});
+      if (t.ph.store_bytes > 0)
+        result_.trace.push_back(
+            {dev.name, name, lt.shard, "store", v.run_start + compute, now_, t.ph.store_bytes});
+    }
+    if (lt.training) {
+      estimator_.record(jb, lt.shard, lt.kind, compute);
+      estimates_.touch(jb);
+    }
+    reschedule_contending();
+  }
+
+  void computed(int d, int lane, std::uint32_t version) {
+    Dev& v = devs_[static_cast<std::size_t>(d)];
+    if (contended(d)) {
+      if (version != v.version || v.running != lane) return;  // rescheduled since
+      finish_contended(d, lane);
+    } else if (devices_[static_cast<std::size_t>(d)].kind == DeviceKind::cpu &&
+               opt_.cpu_cores > 0) {
       --cpu_active_;
+    }
+    v.running = -1;
     ++result_.tasks;
     const int jb = lane_job_[static_cast<std::size_t>(lane)];
     const LaneTask& lt = lanes_[static_cast<std::size_t>(lane)];
@@ -866,6 +960,7 @@ class Simulation {
   double now_ = 0;
   std::uint64_t seq_ = 0, next_id_ = 1, next_seq_ = 0, dispatches_ = 0;
   int idle_ = 0, cpu_active_ = 0;
+  std::vector<int> contending_;  // CPU devices computing, with SimOptions::contention
   SimResult result_;
 };
 
@@ -995,19 +1090,22 @@ std::vector<SimJob> with_measured_times(std::vector<SimJob> jobs,
   std::map<std::tuple<std::string, int, std::string>, std::vector<double>> measured;
   for (const TraceEvent& e : trace)
     if (is_compute_kind(e.kind)) measured[{e.job, e.shard, e.kind}].push_back(e.end - e.start);
-  const auto median = [&](const SimJob& j, int shard, const char* kind) {
-    std::vector<double>& v = measured[{j.name, shard, kind}];
+  // The mean: a run's makespan adds task times up, slow outliers included.
+  const auto mean = [&](const SimJob& j, int shard, const char* kind) {
+    const std::vector<double>& v = measured[{j.name, shard, kind}];
     if (v.empty()) return 0.0;
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    return v[v.size() / 2];
+    double sum = 0;
+    for (double x : v)
+      sum += x;
+    return sum / static_cast<double>(v.size());
   };
   for (SimJob& j : jobs)
     for (int s = 0; s < static_cast<int>(j.shards.size()); ++s) {
       ShardCost& c = j.shards[static_cast<std::size_t>(s)];
-      c.forward = median(j, s, "forward");
-      c.eval = median(j, s, "eval");
-      c.backward = median(j, s, "backward");  // the fused update included
-      c.update = j.clip ? median(j, s, "update") : 0.0;
+      c.forward = mean(j, s, "forward");
+      c.eval = mean(j, s, "eval");
+      c.backward = mean(j, s, "backward");  // the fused update included
+      c.update = j.clip ? mean(j, s, "update") : 0.0;
     }
   return jobs;
 }

@@ -26,7 +26,9 @@
 //     thread, and the slot is handed back after it. Copies cost LinkCost latency + bytes /
 //     bandwidth per category of tensors;
 //   * optionally CPU devices share `cpu_cores` cores: a compute that starts while n CPU devices
-//     compute runs max(1, n / cpu_cores) times longer (virtual CPU devices on a small machine).
+//     compute runs max(1, n / cpu_cores) times longer (virtual CPU devices on a small machine);
+//     or (`contention`) each task runs at the pace its shard's measured slowdown for the current
+//     number of computing CPU devices gives (CostModel::contention), updated as that changes.
 // Parallel strategies per job (the JobSpec fields of the same names; see README "Planning"):
 //   * replicas R > 1 (data parallelism): each step, R copies of the job's shard chain run on 1/R
 //     of the batch each, concurrently on whichever devices are free; once every replica's
@@ -92,6 +94,10 @@ struct SimOptions {
   std::uint64_t policy_seed = 0;
   double submit_latency = 0;  // seconds from a task's end to its job's next task being ready
   double cpu_cores = 0;       // > 0: CPU devices share this many cores (see above)
+  // CPU devices' tasks slow down by their shard's measured ShardCost::slowdown(k) while k CPU
+  // devices compute at once, re-evaluated whenever one starts or ends (each task's compute and
+  // store progress at 1 / its slowdown for the current k); cpu_cores is then not used.
+  bool contention = false;
   bool work_stealing = true;
   bool trace = false;              // record every load, compute and store in SimResult::trace
   double flops_per_second = 1e10;  // the estimator's assumed speed before a task was simulated
@@ -148,7 +154,7 @@ SimJob make_sim_job(const std::string& name, Model& model, const Shape& input,
 std::vector<SimDevice> uniform_devices(int n, LinkCost link = {0, 1e30},
                                        DeviceKind kind = DeviceKind::cpu);
 
-// `jobs` with every task's compute time replaced by the median of the durations `trace` measured
+// `jobs` with every task's compute time replaced by the mean of the durations `trace` measured
 // for it (per job name, shard and kind): replaying a real run's own task times checks the
 // schedule model alone.
 std::vector<SimJob> with_measured_times(std::vector<SimJob> jobs,

@@ -244,29 +244,162 @@ TEST_CASE("simulator: a run's tasks and transferred bytes match the actor runtim
   CHECK(sim_n.size() == real_n.size());
 }
 
+TEST_CASE("simulator: contention slows concurrent CPU tasks and is re-evaluated as they end") {
+  // Job a: forward 1 s, backward 1 s; job b: forward 2 s, backward 2 s; both slow down 1.5x while
+  // two CPU devices compute at once. t=0: a's and b's forwards start (pace 1/1.5). t=1.5: a's
+  // forward ends, b's has 1 s of its 2 left; a's backward starts on cpu:0, still two computing.
+  // t=3: both end. b's backward runs alone: 2 s, to t=5.
+  std::vector<SimJob> jobs = {fixed_job("a", 1, 1.0, 1.0, 1), fixed_job("b", 1, 2.0, 2.0, 1)};
+  for (SimJob& j : jobs)
+    j.shards[0].concurrent = {{1.5, 1.5, 1.5, 1.5}};
+  SimOptions o;
+  o.policy = "fifo";
+  o.contention = true;
+  o.trace = true;
+  const SimResult r = simulate(jobs, uniform_devices(2), o);
+  CHECK(r.job_end[0] == doctest::Approx(3.0));
+  CHECK(r.job_end[1] == doctest::Approx(5.0));
+  CHECK(r.makespan == doctest::Approx(5.0));
+  CHECK(r.busy_seconds[0] + r.busy_seconds[1] == doctest::Approx(1.5 + 1.5 + 3.0 + 2.0));
+  double b_forward = 0;
+  for (const TraceEvent& e : r.trace)
+    if (e.job == "b" && e.kind == "forward") b_forward = e.end - e.start;
+  CHECK(b_forward == doctest::Approx(3.0));
+  // Without contention the two chains run side by side: 2 s and 4 s.
+  o.contention = false;
+  const SimResult plain = simulate(jobs, uniform_devices(2), o);
+  CHECK(plain.makespan == doctest::Approx(4.0));
+  // The figures are per kind: only backwards slow (2x). a's forward ends at 1, b's at 2; a's
+  // backward runs at half pace from 1 (0.5 s done by 2, the rest to 3); b's backward from 2 at
+  // half pace (0.5 s done by 3), then alone: 1.5 s more, to 4.5.
+  for (SimJob& j : jobs)
+    j.shards[0].concurrent = {{1.0, 1.0, 2.0, 1.0}};
+  o.contention = true;
+  const SimResult per_kind = simulate(jobs, uniform_devices(2), o);
+  CHECK(per_kind.job_end[0] == doctest::Approx(3.0));
+  CHECK(per_kind.makespan == doctest::Approx(4.5));
+}
+
+TEST_CASE("simulator: contention of a fused backward weighs backward and update by their times") {
+  // One step of two one-shard jobs, each forward 1 s, backward 1 s with a fused update of 1 s;
+  // with two devices computing, forwards and backwards slow 2x and updates not at all: the fused
+  // task (1 x 2 + 1 x 1) / 2 = 1.5x. Both jobs in lockstep: forward 2 s, then backward+update
+  // 2 x 1.5 = 3 s.
+  std::vector<SimJob> jobs = {fixed_job("a", 1, 1.0, 1.0, 1, 1.0),
+                              fixed_job("b", 1, 1.0, 1.0, 1, 1.0)};
+  for (SimJob& j : jobs)
+    j.shards[0].concurrent = {{2.0, 2.0, 2.0, 1.0}};
+  SimOptions o;
+  o.contention = true;
+  const SimResult r = simulate(jobs, uniform_devices(2), o);
+  CHECK(r.makespan == doctest::Approx(5.0));
+  // Beyond the counts measured, time-slicing: 3 devices with a figure for 2 only.
+  const ShardCost& c = jobs[0].shards[0];
+  CHECK(c.slowdown(1).forward == doctest::Approx(1.0));
+  CHECK(c.slowdown(2).update == doctest::Approx(1.0));
+  CHECK(c.slowdown(3).forward == doctest::Approx(3.0));
+  CHECK(c.slowdown(3).update == doctest::Approx(1.5));
+  CHECK(ShardCost{}.slowdown(4).backward == doctest::Approx(1.0));
+}
+
+TEST_CASE("simulator: the runtime's per-task overhead is read from a trace's gaps between tasks") {
+  // Job x: compute, store to 1.1, load 1.3-1.4, compute at 1.5 (gap 0.4 less the load's 0.1),
+  // compute 2.2 (gap 0.2); job y: a gap of 0.6 with a load that began before its previous task
+  // ended (only the part after it counts: 0.1).
+  const std::vector<TraceEvent> trace = {
+      {"cpu:0", "x", 0, "forward", 0.0, 1.0, 0},  {"cpu:0", "x", 0, "store", 1.0, 1.1, 8},
+      {"cpu:0", "x", 1, "load", 1.3, 1.4, 8},     {"cpu:0", "x", 1, "forward", 1.5, 2.0, 0},
+      {"cpu:0", "x", 1, "backward", 2.2, 3.0, 0}, {"cpu:1", "y", 0, "forward", 0.0, 1.0, 0},
+      {"cpu:1", "y", 0, "load", 0.9, 1.1, 8},     {"cpu:1", "y", 0, "backward", 1.6, 2.0, 0}};
+  CHECK(task_overhead(trace) == doctest::Approx((0.3 + 0.2 + 0.5) / 3));
+  const std::vector<TraceEvent> single = {{"cpu:0", "x", 0, "forward", 0.0, 1.0, 0}};
+  CHECK_THROWS_WITH_AS(task_overhead(single),
+                       doctest::Contains("no job in the trace has two compute tasks"), Error);
+}
+
+TEST_CASE("simulator: plan rankings are compared pairwise with ties within the tolerance") {
+  // Pairs: (0,1) (0,2) (0,3) (1,3) alike; (1,2) opposite; (2,3) measured 3 and 3.05: a tie.
+  const RankAgreement a = rank_agreement({1.0, 2.0, 3.0, 3.05}, {1.1, 2.5, 2.0, 3.5}, 0.05);
+  CHECK(a.pairs == 6);
+  CHECK(a.concordant == 4);
+  CHECK(a.discordant == 1);
+  CHECK(a.measured_ties == 1);
+  CHECK(a.simulated_ties == 0);
+  CHECK(a.agreement() == doctest::Approx(0.8));
+  CHECK(a.tau_b == doctest::Approx(3.0 / std::sqrt(5.0 * 6.0)));
+  // Simulated within the tolerance while measured apart: a simulated tie, not agreement.
+  const RankAgreement b = rank_agreement({1.0, 2.0}, {1.0, 1.01}, 0.05);
+  CHECK(b.simulated_ties == 1);
+  CHECK(b.agreement() == doctest::Approx(0.0));
+  CHECK(b.tau_b == doctest::Approx(0.0));
+  CHECK(rank_agreement({1.0, 2.0, 3.0}, {3.0, 4.0, 5.0}, 0.0).tau_b == doctest::Approx(1.0));
+  CHECK(rank_agreement({1.0, 2.0, 3.0}, {5.0, 4.0, 3.0}, 0.0).tau_b == doctest::Approx(-1.0));
+  CHECK_THROWS_AS(rank_agreement({1.0}, {1.0, 2.0}, 0.05), Error);
+}
+
+TEST_CASE("cost model: contention is measured once per shard on copies of the model and saved") {
+  set_blas_threads(1);
+  CostModel::Options co;
+  co.warmup = 0;
+  co.repeats = 1;
+  CostModel costs(co);
+  Model a = make_mlp(32, {64}, 4), b = make_mlp(32, {64}, 4), c = make_mlp(32, {64}, 4);
+  a.init(1);
+  b.init(1);
+  c.init(1);
+  SGD opt(0.1, 0.9);
+  const ShardCost& k = costs.contention(a, {&b, &c}, 0, a.size(), {16, 32}, opt, Device::cpu(0));
+  CHECK(costs.measurements() == 1);
+  CHECK(costs.contention_measurements() == 1);
+  REQUIRE(k.concurrent.size() == 2);  // 2 and 3 devices
+  for (const Slowdown& s : k.concurrent)
+    for (double x : {s.forward, s.eval, s.backward, s.update}) {
+      CHECK(std::isfinite(x));
+      CHECK(x >= 1.0);
+    }
+  CHECK(k.forward > 0);
+  // Cached: no new measurement for as many devices or fewer.
+  costs.contention(a, {&b}, 0, a.size(), {16, 32}, opt, Device::cpu(0));
+  CHECK(costs.contention_measurements() == 1);
+  Model other = make_mlp(32, {64, 64}, 4);
+  CHECK_THROWS_WITH_AS(costs.contention(a, {&other}, 0, 1, {16, 32}, opt, Device::cpu(0)),
+                       doctest::Contains("same layers"), Error);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "hydra_contention.json").string();
+  costs.save(path);
+  CostModel loaded;
+  loaded.load(path);
+  const std::string sig =
+      CostModel::signature(a, 0, a.size(), {16, 32}, DType::f32, DeviceKind::cpu, true, opt.name());
+  REQUIRE(loaded.find(sig) != nullptr);
+  REQUIRE(loaded.find(sig)->concurrent.size() == 2);
+  CHECK(loaded.find(sig)->concurrent[1].backward == doctest::Approx(k.concurrent[1].backward));
+  std::filesystem::remove(path);
+}
+
 TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU devices") {
   set_blas_threads(1);
   CostModel costs;
   // The runtime's own cost per task (actor messages between job, shard, scheduler and device
-  // threads) is calibrated on a one-job run on one device: the measured makespan minus the
-  // simulated one without it, per task. The runs compared below are other plans.
-  const std::vector<JobSpec> one = {synthetic_mlp_job("calibrate", 1024, 3, 6, 2)};
-  const SimulationCheck cal = check_simulation("calibration", one, 1, 0, "fifo", costs);
-  require_done(cal);
-  const SimLatency latency = calibrate_latency(cal);
-  std::printf(
-      "calibration: measured %.3f s, simulated %.3f s, replayed %.3f s, %llu tasks: "
-      "%.2f / %.2f ms per task\n",
-      cal.measured, cal.simulated, cal.replayed, static_cast<unsigned long long>(cal.tasks),
-      1e3 * latency.model, 1e3 * latency.replay);
-
+  // threads), from the gaps in a tiny job's run, not from the runs compared.
+  const double overhead = measure_task_overhead();
+  std::printf("per-task overhead: %.3f ms\n", 1e3 * overhead);
   std::vector<SimulationCheck> rows;
+  const auto add = [&](const char* name, const std::vector<JobSpec>& jobs, int devices,
+                       std::size_t budget, const char* policy) {
+    CheckOptions o;
+    o.devices = devices;
+    o.budget = budget;
+    o.policy = policy;
+    o.overhead = overhead;
+    rows.push_back(check_simulation(name, jobs, o, costs));
+  };
   std::vector<JobSpec> four;
   for (int i = 0; i < 4; ++i)
     four.push_back(synthetic_mlp_job(numbered("mlp", i), 1024, 3, 8, 2));
-  rows.push_back(check_simulation("4 MLP on 2 devices lrtf", four, 2, 0, "lrtf", costs, latency));
-  rows.push_back(check_simulation("4 MLP on 2 devices fifo", four, 2, 0, "fifo", costs, latency));
-  rows.push_back(check_simulation("4 MLP on 1 device lrtf", four, 1, 0, "lrtf", costs, latency));
+  add("4 MLP on 2 devices lrtf", four, 2, 0, "lrtf");
+  add("4 MLP on 2 devices fifo", four, 2, 0, "fifo");
+  add("4 MLP on 1 device lrtf", four, 1, 0, "lrtf");
 
   std::vector<JobSpec> mixed;
   for (int i = 0; i < 6; ++i) {
@@ -277,8 +410,7 @@ TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU
     mixed.push_back(j);
   }
   // 48 MiB per device: the larger models are cut into two shards by the partitioner.
-  rows.push_back(check_simulation("6 mixed on 3 devices 48 MiB lrtf", mixed, 3, 48u << 20, "lrtf",
-                                  costs, latency));
+  add("6 mixed on 3 devices 48 MiB lrtf", mixed, 3, 48u << 20, "lrtf");
 
   std::printf("%-34s %10s %10s %8s %10s %8s\n", "run", "measured", "simulated", "ratio", "replayed",
               "ratio");
@@ -286,8 +418,10 @@ TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU
     std::printf("%-34s %10.3f %10.3f %8.3f %10.3f %8.3f\n", c.name.c_str(), c.measured, c.simulated,
                 c.ratio(), c.replayed, c.replay_ratio());
   // The same run again: how much measured makespans vary on this machine right now.
+  CheckOptions again_options;
+  again_options.overhead = overhead;
   const SimulationCheck again =
-      check_simulation("4 MLP on 2 devices lrtf", four, 2, 0, "lrtf", costs, latency);
+      check_simulation("4 MLP on 2 devices lrtf", four, again_options, costs);
   for (const SimulationCheck& c : rows)
     require_done(c);
   require_done(again);
@@ -303,10 +437,7 @@ TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU
   for (const SimulationCheck& c : rows) {
     INFO(c.name);
     if (quiet) {
-      // The schedule model: replaying the run's own task times predicts its makespan within
-      // 35% (goal 10%; measured 0.75 to 1.01). With the cost model's times, measured in
-      // isolation before the runs, within a factor of 2 (measured 0.54 to 0.91: tasks of two
-      // virtual devices sharing two cores and the memory bus run slower than alone).
+      // QUIET_BOUNDS
       CHECK(c.replay_ratio() > 0.65);
       CHECK(c.replay_ratio() < 1.35);
       CHECK(c.ratio() > 0.5);
@@ -321,12 +452,24 @@ TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU
     }
   }
   // Plans of the same jobs whose measured makespans differ by more than 25% are ranked alike by
-  // the replay (on a quiet machine).
-  for (std::size_t a = 0; a < 3 && quiet; ++a)
-    for (std::size_t b = a + 1; b < 3; ++b) {
-      const double m = rows[a].measured / rows[b].measured;
-      if (m > 0.8 && m < 1.25) continue;
-      INFO(rows[a].name << " vs " << rows[b].name);
-      CHECK((rows[a].measured < rows[b].measured) == (rows[a].replayed < rows[b].replayed));
-    }
+  // the prediction and the replay (on a quiet machine).
+  std::vector<double> measured, simulated, replayed;
+  for (std::size_t a = 0; a < 3; ++a) {
+    measured.push_back(rows[a].measured);
+    simulated.push_back(rows[a].simulated);
+    replayed.push_back(rows[a].replayed);
+  }
+  const RankAgreement rs = rank_agreement(measured, simulated, 0.25);
+  const RankAgreement rr = rank_agreement(measured, replayed, 0.25);
+  std::printf(
+      "ranking of the 3 plans of 4 MLP (ties within 25%%): simulated %d alike %d opposite, "
+      "replayed %d alike %d opposite\n",
+      rs.concordant, rs.discordant, rr.concordant, rr.discordant);
+  if (quiet) {
+    CHECK(rs.discordant == 0);
+    CHECK(rr.discordant == 0);
+  } else {
+    WARN(rs.discordant == 0);
+    WARN(rr.discordant == 0);
+  }
 }
