@@ -388,9 +388,9 @@ void sim_comparison(bool quick, int micro_batches) {
     std::vector<Row> rows = {sim_sequential(jobs, devices), sim_gpipe(jobs, devices, micro_batches),
                              sim_task_parallel(jobs, devices), lrtf, planned};
     std::printf(
-        "\n%d devices, %d jobs: lower bound %.2f s = max(work / devices, longest job chain), each "
-        "the least over every strategy the planner may choose (with the default strategies "
-        "only: %.2f s)\n",
+        "\n%d devices, %d jobs: joint lower bound %.2f s = the least max(longest chain, work / "
+        "devices) of one assignment of the planner's strategies to the jobs (the issue's bound, "
+        "default strategies only: %.2f s)\n",
         c.devices, c.jobs, plan_bound, bound);
     print_header();
     for (const Row& r : rows)

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "kernels/core/error.hpp"
+#include "runtime/joint_lower_bound.hpp"
 
 namespace hydra {
 
@@ -58,16 +60,17 @@ bool fits(const PlanJob& job, const JobStrategy& s, std::size_t device_memory) {
   return device_memory == 0 || largest_shard(job, s) <= device_memory / 2;
 }
 
-struct Candidate {
-  JobStrategy strategy;
-  JobBounds bounds;
-};
+using Candidate = StrategyCandidate;
 
 // Every strategy of the search space for one job that fits the memory budget, with its work
 // and chain: shard options x replicas (powers of two, plain or sharded) x micro-batches (powers
 // of two, with more than one shard).
-std::vector<Candidate> candidates(const PlanJob& job, const std::vector<SimDevice>& devices,
-                                  const PlannerOptions& o) {
+}  // namespace
+
+std::vector<StrategyCandidate> strategy_candidates(const PlanJob& job,
+                                                   const std::vector<SimDevice>& devices,
+                                                   const PlannerOptions& o) {
+  check(!devices.empty(), "strategy_candidates: no devices");
   std::vector<Candidate> out;
   const int max_r = std::max(1, static_cast<int>(std::min<std::int64_t>(
                                     {static_cast<std::int64_t>(o.max_replicas),
@@ -92,6 +95,8 @@ std::vector<Candidate> candidates(const PlanJob& job, const std::vector<SimDevic
   return out;
 }
 
+namespace {
+
 class Search {
  public:
   Search(const std::vector<PlanJob>& jobs, const std::vector<SimDevice>& devices,
@@ -104,9 +109,7 @@ class Search {
     for (std::size_t j = 0; j < n; ++j)
       base[j] = default_strategy(j);
     const double d = static_cast<double>(devices_.size());
-    // Default work and chains. Jobs in order of their default chain get candidates until a
-    // job's chain is below 0.7 x the floor (total work / devices, or a longer job's shortest
-    // chain): it and the shorter ones cannot bound the makespan, so they keep the default.
+    // Default work and chains (the bound).
     std::vector<JobBounds> def(n);
     double work = 0, longest = 0;
     for (std::size_t j = 0; j < n; ++j) {
@@ -114,73 +117,76 @@ class Search {
       work += def[j].work;
       longest = std::max(longest, def[j].chain);
     }
-    std::vector<std::size_t> by_chain(n);
-    std::iota(by_chain.begin(), by_chain.end(), std::size_t{0});
-    std::sort(by_chain.begin(), by_chain.end(),
-              [&](std::size_t a, std::size_t b) { return def[a].chain > def[b].chain; });
+    // Every job's candidates, and the joint lower bound over them (runtime/joint_lower_bound).
     cands_.resize(n);
-    double min_work = 0, min_chain = 0;
-    bool scoring = true;
-    for (std::size_t j : by_chain) {
-      scoring = scoring && def[j].chain >= 0.7 * std::max(work / d, min_chain);
-      if (scoring || jobs_[j].options.size() > 1) cands_[j] = candidates(jobs_[j], devices_, o_);
+    std::vector<std::vector<CandidateCost>> costs(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      cands_[j] = strategy_candidates(jobs_[j], devices_, o_);
       if (cands_[j].empty()) cands_[j].push_back({base[j], def[j]});
-      double w = def[j].work, c = def[j].chain;
-      for (const Candidate& k : cands_[j]) {
-        w = std::min(w, k.bounds.work);
-        c = std::min(c, k.bounds.chain);
-      }
-      min_work += w;
-      min_chain = std::max(min_chain, c);
+      for (const Candidate& k : cands_[j])
+        costs[j].push_back({k.bounds.work, k.bounds.chain});
     }
-    lower_bound_ = std::max(min_work / d, min_chain);
+    joint_ = joint_lower_bound(costs, devices_.size());
+    lower_bound_ = joint_.bound;
+    default_bound_ = std::max(work / d, longest);
     const double scoring_seconds = seconds_since(t0_);
 
     Plan best = evaluate(base);
     best.default_makespan = best.makespan;
-    const auto consider = [&](const std::vector<JobStrategy>& s) {
-      if (out_of_budget()) return false;
+    // Simulates `s`; keeps it when faster than the best so far. Returns its makespan
+    // (infinity when out of budget).
+    const auto consider_makespan = [&](const std::vector<JobStrategy>& s) {
+      if (out_of_budget()) return std::numeric_limits<double>::infinity();
       Plan p = evaluate(s);
+      const double m = p.makespan;
       if (p.makespan < best.makespan * (1 - 1e-6)) {
         p.default_makespan = best.default_makespan;
         best = std::move(p);
-        return true;
       }
-      return false;
+      return m;
+    };
+    const auto consider = [&](const std::vector<JobStrategy>& s) {
+      const double before = best.makespan;
+      consider_makespan(s);
+      return best.makespan < before;
     };
 
-    // 1. Targets: every job gets its least-work strategy whose chain fits under the target;
-    //    the estimate max(slow x longest chain, work / devices) picks the targets worth
-    //    simulating, slow being how much longer than its chain the default plan ran (a chain's
-    //    tasks wait for devices busy with other jobs' tasks).
-    const double slow = std::max(1.0, best.makespan / std::max(longest, 1e-30));
-    std::vector<double> targets;
-    for (double t = longest; t > min_chain * 0.999 && targets.size() < 200; t *= 0.97)
-      targets.push_back(t);
-    std::vector<std::pair<double, double>> scored;  // (analytic bound, target)
-    for (double t : targets) {
-      double w = 0, c = 0;
-      for (std::size_t j = 0; j < n; ++j) {
-        const Candidate& k = pick(j, t);
-        w += k.bounds.work;
-        c = std::max(c, k.bounds.chain);
-      }
-      scored.emplace_back(std::max(slow * c, 1.02 * w / d), t);
-    }
-    std::sort(scored.begin(), scored.end());
-    std::vector<double> tried;
-    for (const auto& [bound, t] : scored) {
-      if (tried.size() >= 3 || out_of_budget()) break;
-      if (bound > best.makespan) break;
-      bool near = false;
-      for (double x : tried)
-        near = near || std::abs(x - t) < 0.02 * t;
-      if (near) continue;
-      tried.push_back(t);
+    // 1. Targets from the joint bound: every job takes its least-work candidate with a chain
+    //    within T, for T = the bound's chain and 15% and 30% below it (a chain's tasks wait for
+    //    devices busy with other jobs' tasks, so a shorter chain may end sooner in the
+    //    simulation though the bound prefers less work); identical assignments run once.
+    std::vector<std::pair<double, std::vector<JobStrategy>>> assigned;  // (makespan, plan)
+    double best_target = joint_.chain;
+    double best_target_makespan = std::numeric_limits<double>::infinity();
+    for (double f : {1.0, 0.85, 0.7}) {
+      if (out_of_budget()) break;
+      const double t = f * joint_.chain;
       std::vector<JobStrategy> s(n);
       for (std::size_t j = 0; j < n; ++j)
         s[j] = pick(j, t).strategy;
-      consider(s);
+      bool seen = false;
+      for (const auto& a : assigned)
+        seen = seen || same(a.second, s);
+      if (seen) continue;
+      const double m = consider_makespan(s);
+      assigned.emplace_back(m, s);
+      if (m < best_target_makespan) best_target_makespan = m, best_target = t;
+    }
+
+    // 2. Reserved devices: the jobs with a chain within theta x T (T the best target of 1.) are
+    //    pinned, longest first onto the least loaded of devices k..D-1, the others (the critical
+    //    jobs) stay free and find devices 0..k-1 without other jobs' tasks queued ahead of theirs;
+    //    k = kf x (the critical jobs' work) / (total work / D).
+    if (devices_.size() > 1) {
+      std::vector<JobStrategy> s(n);
+      for (std::size_t j = 0; j < n; ++j)
+        s[j] = pick(j, best_target).strategy;
+      for (double theta : {0.5, 0.7, 0.3})
+        for (double kf : {1.0, 0.8, 1.2}) {
+          if (out_of_budget()) break;
+          std::vector<JobStrategy> r = reserve(s, best_target, theta, kf);
+          if (!r.empty()) consider(r);
+        }
     }
 
     // 3. One model per device (when jobs are at least as many as devices and every job fits a
@@ -235,6 +241,7 @@ class Search {
     }
 
     best.lower_bound = lower_bound_;
+    best.default_bound = default_bound_;
     best.evaluations = evaluations_;
     best.scoring_seconds = scoring_seconds;
     best.search_seconds = seconds_since(t0_);
@@ -251,6 +258,48 @@ class Search {
       if (k.bounds.chain <= target && (!best || k.bounds.work < best->bounds.work)) best = &k;
     }
     return best ? *best : *shortest;
+  }
+
+  static bool same(const std::vector<JobStrategy>& a, const std::vector<JobStrategy>& b) {
+    for (std::size_t j = 0; j < a.size(); ++j)
+      if (a[j].option != b[j].option || a[j].replicas != b[j].replicas ||
+          a[j].sharded_data_parallel != b[j].sharded_data_parallel ||
+          a[j].micro_batches != b[j].micro_batches || a[j].device_affinity != b[j].device_affinity)
+        return false;
+    return a.size() == b.size();
+  }
+
+  // `s` with the jobs whose chain is within theta x target pinned (step 2), or empty when no job
+  // or every job is critical.
+  std::vector<JobStrategy> reserve(std::vector<JobStrategy> s, double target, double theta,
+                                   double kf) const {
+    const std::size_t n = s.size(), devices = devices_.size();
+    std::vector<double> work(n);
+    std::vector<std::size_t> pinned;
+    double total = 0, critical = 0;
+    for (std::size_t j = 0; j < n; ++j) {
+      const JobBounds b = job_bounds(apply_strategy(jobs_[j], s[j]), devices_.front(), o_.sim);
+      work[j] = b.work;
+      total += b.work;
+      if (b.chain > theta * target)
+        critical += b.work;
+      else
+        pinned.push_back(j);
+    }
+    if (pinned.empty() || pinned.size() == n || total <= 0) return {};
+    const double level = total / static_cast<double>(devices);
+    const auto k = static_cast<std::size_t>(std::clamp<double>(
+        std::round(kf * critical / level), 1.0, static_cast<double>(devices - 1)));
+    std::sort(pinned.begin(), pinned.end(),
+              [&](std::size_t a, std::size_t b) { return work[a] > work[b]; });
+    std::vector<double> load(devices - k, 0.0);
+    for (std::size_t j : pinned) {
+      const auto d =
+          static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+      load[d] += work[j];
+      s[j].device_affinity = static_cast<int>(k + d);
+    }
+    return s;
   }
 
   bool out_of_budget() const {
@@ -315,7 +364,8 @@ class Search {
   PlannerOptions o_;
   Clock::time_point t0_;
   std::vector<std::vector<Candidate>> cands_;
-  double lower_bound_ = 0;
+  JointBound joint_;
+  double lower_bound_ = 0, default_bound_ = 0;
   int evaluations_ = 0;
 };
 
@@ -409,6 +459,7 @@ Plan replan(const std::vector<PlanJob>& jobs, const std::vector<std::int64_t>& s
   out.makespan = sub.makespan;
   out.device_memory = sub.device_memory;
   out.lower_bound = sub.lower_bound;
+  out.default_bound = sub.default_bound;
   out.default_makespan = sub.default_makespan;
   out.evaluations = sub.evaluations;
   out.search_seconds = sub.search_seconds;

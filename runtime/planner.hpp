@@ -9,19 +9,22 @@
 //   p.strategies[j], p.makespan, p.job_end[j], p.device_memory[d], p.lower_bound
 //
 // Search (bounded: PlannerOptions::max_evaluations whole-plan simulations, time_limit_seconds):
-//   0. every job's candidates: shard options x replicas 1, 2, 4, .. (plain or sharded) x
-//      micro-batches 1, 2, 4, .. (with 2+ shards; replicas x micro-batches dividing the batch
-//      size, as the runtime requires), each shard within half a device's memory,
-//      scored without simulating by job_bounds (device work and critical path); jobs are taken
-//      longest chain first, and once a job's chain is below 0.7 x max(total work / devices, the
-//      longest shortest-chain so far) it and the rest keep the default (unless they have several
-//      shard options). The least work and shortest chains give Plan::lower_bound;
+//   0. every job's candidates (strategy_candidates): shard options x replicas 1, 2, 4, .. (plain
+//      or sharded) x micro-batches 1, 2, 4, .. (with 2+ shards; replicas x micro-batches dividing
+//      the batch size, as the runtime requires), each shard within half a device's memory,
+//      scored without simulating by job_bounds (device work and critical path). They give
+//      Plan::lower_bound, the joint bound (runtime/joint_lower_bound) and its chain T;
 //   1. the default strategies (the first fitting shard option, nothing else) are simulated;
-//   2. targets T (from the longest chain down by 3%): each job takes its least-work candidate
-//      with a chain within T; the T with the smallest max(T, work / devices) are simulated;
-//   3. when jobs are at least as many as devices and each fits a device whole: one model per
-//      device (longest job first onto the least loaded device), kept if faster;
-//   4. local improvement: the job that ends last takes a candidate with a shorter chain (least
+//   2. targets T, 0.85 T and 0.7 T: each job takes its least-work candidate with a chain within
+//      the target (at T: the joint bound's own assignment);
+//   3. reserved devices: in the best target's assignment the jobs whose chain is within theta x
+//      the target (theta 0.5, 0.7, 0.3) are pinned, longest first onto the least loaded of
+//      devices k..D-1, so that the critical jobs' tasks find devices 0..k-1 without other jobs'
+//      tasks queued ahead of them (a device holds a running and a lookahead task, served in
+//      order); k = kf x (critical work) / (total work / D), kf 1, 0.8, 1.2;
+//   4. when jobs are at least as many as devices and each fits a device whole: one model per
+//      device (longest job first onto the least loaded device);
+//   5. local improvement: the job that ends last takes a candidate with a shorter chain (least
 //      work first, up to 4 tried), kept if the simulated makespan drops.
 // The best simulated plan wins, so it is never slower than the default strategies.
 #include <cstddef>
@@ -75,9 +78,13 @@ struct Plan {
   std::vector<double> job_end;             // predicted end per job
   std::vector<std::size_t> job_memory;     // per job: bytes it may hold on a device at once
   std::vector<std::size_t> device_memory;  // per device: predicted peak bytes
-  // max(total work / devices, longest job chain), each the least over the strategies the
-  // search may choose: no plan in its space finishes sooner (in the simulator's model).
+  // The joint lower bound (runtime/joint_lower_bound) over every job's candidates
+  // (strategy_candidates): the least max(longest chain, total work / devices) of one assignment
+  // of a strategy per job; no plan in the search space finishes sooner (in the simulator's model).
   double lower_bound = 0;
+  // max(total work / devices, longest chain) with the default strategies (the bound: no
+  // plan of default strategies finishes sooner).
+  double default_bound = 0;
   double default_makespan = 0;  // the default strategies (plain Sharded-LRTF)
   int evaluations = 0;          // whole-plan simulations run
   double search_seconds = 0;    // all of it
@@ -91,6 +98,20 @@ struct Plan {
 // A strategy fits when each shard fits half the device memory (as the partitioner plans), so a
 // device's peak (Plan::device_memory: the two largest shards that may run there) fits.
 std::size_t strategy_memory(const PlanJob& job, const JobStrategy& s);
+
+// One strategy of the search space for a job, with its device work and chain (job_bounds).
+struct StrategyCandidate {
+  JobStrategy strategy;
+  JobBounds bounds;
+};
+
+// Every strategy of the search space for `job` whose shards fit half of options.device_memory:
+// shard options x replicas 1, 2, 4, .. (plain or sharded; at most max_replicas, the devices and
+// the batch size) x micro-batches 1, 2, 4, .. (with 2+ shards; at most max_micro_batches),
+// replicas x micro-batches dividing the batch size. Empty when nothing fits.
+std::vector<StrategyCandidate> strategy_candidates(const PlanJob& job,
+                                                   const std::vector<SimDevice>& devices,
+                                                   const PlannerOptions& options);
 
 // The job with strategy `s` applied (shards of the chosen option, replicas, ...).
 SimJob apply_strategy(const PlanJob& job, const JobStrategy& s);

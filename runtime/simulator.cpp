@@ -241,14 +241,15 @@ Graph eval_graph(const SimJob& job) {
   return std::move(b.g);
 }
 
-// Device work and critical path of one graph (fewest bytes: first step).
-JobBounds graph_bounds(const SimJob& job, const Graph& g, const SimDevice& dev, double latency) {
+// Device work and critical path of one graph (`first_step`: no optimizer state to load yet).
+JobBounds graph_bounds(const SimJob& job, const Graph& g, const SimDevice& dev, double latency,
+                       bool first_step) {
   JobBounds out;
   std::vector<double> finish(g.nodes.size(), 0.0), ready(g.nodes.size(), 0.0);
   // Nodes are added in a topological order (every edge goes to a later node).
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& n = g.nodes[k];
-    const Phases p = phases(job, n.shard, n.kind, n.training, true, dev, n.shape);
+    const Phases p = phases(job, n.shard, n.kind, n.training, first_step, dev, n.shape);
     out.work += p.compute + p.store;
     const double start = (n.deps > 0 ? ready[k] + latency : 0.0) + n.delay;
     finish[k] = start + p.load + p.compute + p.store;
@@ -983,30 +984,38 @@ JobBounds job_bounds(const SimJob& j, const SimDevice& dev, const SimOptions& op
                  : 1;
   JobBounds out;
   if (!j.is_default_strategy()) {
+    // The first step loads no optimizer state (the first update creates it); later ones do.
     const std::int64_t steps = std::max<std::int64_t>(0, j.steps);
-    const JobBounds t = graph_bounds(j, train_graph(j, dev.link), dev, options.submit_latency);
+    const Graph train = train_graph(j, dev.link);
+    const JobBounds t1 = graph_bounds(j, train, dev, options.submit_latency, true);
+    const JobBounds t = graph_bounds(j, train, dev, options.submit_latency, false);
     JobBounds e;
-    if (passes > 0) e = graph_bounds(j, eval_graph(j), dev, options.submit_latency);
+    if (passes > 0) e = graph_bounds(j, eval_graph(j), dev, options.submit_latency, true);
     const auto s = static_cast<double>(steps), p = static_cast<double>(passes);
     out.work = s * t.work + p * e.work;
     out.chain =
-        s * t.chain + p * e.chain +
+        (steps > 0 ? t1.chain + (s - 1) * t.chain : 0.0) + p * e.chain +
         static_cast<double>(std::max<std::int64_t>(0, steps + passes - 1)) * options.submit_latency;
     return out;
   }
   double device_time = 0, chain = 0;
   std::int64_t tasks = 0;
-  auto add = [&](int s, TaskKind k, bool training, std::int64_t times) {
-    const Phases p = phases(j, s, k, training, true, dev);  // fewest bytes: a lower bound
+  // `first`: the task of the first step (no optimizer state to load yet), else of each later one.
+  auto add = [&](int s, TaskKind k, bool training, bool first, std::int64_t times) {
+    if (times <= 0) return;
+    const Phases p = phases(j, s, k, training, first, dev);
     device_time += static_cast<double>(times) * (p.compute + p.store);
     chain += static_cast<double>(times) * (p.load + p.compute + p.store);
     tasks += times;
   };
+  const std::int64_t later = std::max<std::int64_t>(0, j.steps - 1);
   for (int s = 0; s < n; ++s) {
-    add(s, TaskKind::forward, true, j.steps);
-    add(s, TaskKind::backward, true, j.steps);
-    if (j.clip) add(s, TaskKind::update, true, j.steps);
-    add(s, TaskKind::forward, false, passes * j.eval_batches);
+    add(s, TaskKind::forward, true, true, j.steps);
+    add(s, TaskKind::backward, true, true, std::min<std::int64_t>(1, j.steps));
+    add(s, TaskKind::backward, true, false, later);
+    if (j.clip) add(s, TaskKind::update, true, true, std::min<std::int64_t>(1, j.steps));
+    if (j.clip) add(s, TaskKind::update, true, false, later);
+    add(s, TaskKind::forward, false, true, passes * j.eval_batches);
   }
   chain += static_cast<double>(std::max<std::int64_t>(0, tasks - 1)) * options.submit_latency;
   out.work = device_time;

@@ -124,9 +124,13 @@ SimResult simulate(const std::vector<SimJob>& jobs, const std::vector<SimDevice>
 double makespan_lower_bound(const std::vector<SimJob>& jobs, const std::vector<SimDevice>& devices,
                             const SimOptions& options = {});
 
-// One job's device work (compute + store seconds of all its tasks, the fewest bytes) and its
-// chain (the critical path of its tasks with loads and submit latencies) on `device`, with its
-// strategy: the two terms of makespan_lower_bound.
+// One job's device work (compute + store seconds of all its tasks: what holds a device; loads
+// overlap on its copy thread) and its chain (the critical path of its tasks with their loads,
+// stores, the host all-reduce / all-gather and the submit latencies; optimizer state is loaded
+// from the second step on, as simulate charges it) on `device`, with its strategy: the two terms
+// of makespan_lower_bound. The chain is the job's simulated makespan alone on enough idle
+// devices like `device`. Left out, so the bounds stay lower bounds: CPU contention (cpu_cores
+// only slows computes) and waiting for a device or a copy thread.
 struct JobBounds {
   double work = 0, chain = 0;
 };

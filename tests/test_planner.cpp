@@ -1,12 +1,15 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "actors/plan.hpp"
 #include "actors/simulate.hpp"
+#include "kernels/random.hpp"
+#include "runtime/joint_lower_bound.hpp"
 #include "runtime/planner.hpp"
 #include "runtime/simulator.hpp"
 #include "tests/sim_test_util.hpp"
@@ -257,4 +260,130 @@ TEST_CASE("explain: plans JobSpecs for the run's devices and prints each job's s
     CHECK(applied[j].micro_batches == p.plan.strategies[j].micro_batches);
   }
   CHECK_THROWS_WITH(apply_plan({jobs[0]}, p), doctest::Contains("the plan has 3"));
+}
+
+// --- joint lower bound ------------------------------------------------------------------------
+
+namespace {
+
+// max(longest chain, total work / devices) of one assignment, by brute force over all of them.
+double brute_force_bound(const std::vector<std::vector<CandidateCost>>& c, std::size_t devices) {
+  std::vector<std::size_t> at(c.size(), 0);
+  double best = std::numeric_limits<double>::infinity();
+  for (;;) {
+    std::vector<CandidateCost> a;
+    for (std::size_t j = 0; j < c.size(); ++j)
+      a.push_back(c[j][at[j]]);
+    best = std::min(best, assignment_bound(a, devices));
+    std::size_t j = 0;
+    while (j < c.size() && ++at[j] == c[j].size())
+      at[j++] = 0;
+    if (j == c.size()) return best;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("joint lower bound: equals the least bound over all assignments (brute force)") {
+  // By hand: job a (work 4 chain 4 | work 6 chain 2), job b (work 2 chain 3 | work 5 chain 1),
+  // 2 devices. Assignments: (4,4)+(2,3): max(4, 3) = 4; (6,2)+(2,3): max(3, 4) = 4;
+  // (4,4)+(5,1): max(4, 4.5) = 4.5; (6,2)+(5,1): max(2, 5.5) = 5.5. The least is 4, the
+  // independent bound max(least work 6 / 2, max of the shortest chains 2) only 3.
+  const std::vector<std::vector<CandidateCost>> hand = {{{4, 4}, {6, 2}}, {{2, 3}, {5, 1}}};
+  const JointBound h = joint_lower_bound(hand, 2);
+  CHECK(h.bound == doctest::Approx(4.0));
+  CHECK(brute_force_bound(hand, 2) == doctest::Approx(4.0));
+  REQUIRE(h.choice.size() == 2);
+  CHECK(assignment_bound({hand[0][h.choice[0]], hand[1][h.choice[1]]}, 2) ==
+        doctest::Approx(h.bound));
+  std::uint64_t seed = 7;
+  const auto next = [&] { return static_cast<double>((seed = splitmix64(seed)) % 1000) / 100; };
+  for (int trial = 0; trial < 300; ++trial) {
+    const std::size_t jobs = 1 + static_cast<std::size_t>(next()) % 5;
+    const std::size_t devices = 1 + static_cast<std::size_t>(next()) % 4;
+    std::vector<std::vector<CandidateCost>> c(jobs);
+    for (auto& job : c) {
+      const std::size_t k = 1 + static_cast<std::size_t>(next()) % 4;
+      for (std::size_t i = 0; i < k; ++i)
+        job.push_back({next() + 0.01, next() + 0.01});
+    }
+    const JointBound b = joint_lower_bound(c, devices);
+    INFO("trial " << trial);
+    // Not above the brute-force least (still a lower bound) and not below it (as tight).
+    CHECK(b.bound == doctest::Approx(brute_force_bound(c, devices)).epsilon(1e-12));
+    REQUIRE(b.choice.size() == jobs);
+    std::vector<CandidateCost> a;
+    for (std::size_t j = 0; j < jobs; ++j)
+      a.push_back(c[j].at(b.choice[j]));
+    CHECK(assignment_bound(a, devices) == doctest::Approx(b.bound).epsilon(1e-12));
+  }
+  CHECK_THROWS_WITH(joint_lower_bound({{}}, 2), doctest::Contains("job 0 has no candidate"));
+  CHECK_THROWS_WITH(joint_lower_bound(hand, 0), doctest::Contains("no devices"));
+  CHECK(joint_lower_bound({}, 3).bound == 0.0);
+}
+
+TEST_CASE("joint lower bound: a job's chain is its simulated makespan alone (state loads too)") {
+  // Bytes make loads and stores count: the optimizer state is loaded from the second step on.
+  PlanJob p = plan_job("a", 3, 0.01, 4, 4u << 20);
+  p.job.eval_batches = 2;
+  p.job.eval_every = 3;
+  const std::vector<SimDevice> devices = uniform_devices(64, {1e-4, 1e9});  // none waits
+  SimOptions o;
+  o.submit_latency = 1e-4;
+  PlannerOptions po;
+  po.sim = o;
+  const std::vector<StrategyCandidate> cands = strategy_candidates(p, devices, po);
+  REQUIRE(cands.size() > 4);
+  for (const StrategyCandidate& c : cands) {
+    INFO(c.strategy.describe());
+    const SimResult r = simulate({apply_strategy(p, c.strategy)}, devices, o);
+    CHECK(c.bounds.chain == doctest::Approx(r.makespan));
+    double busy = 0;
+    for (double b : r.busy_seconds)
+      busy += b;
+    CHECK(c.bounds.work >= busy);  // compute, plus the stores the devices hold their slot for
+  }
+}
+
+TEST_CASE("joint lower bound: no assignment of candidates simulates below it") {
+  std::vector<PlanJob> jobs = {plan_job("a", 3, 0.02, 6, 2u << 20), plan_job("b", 2, 0.01, 8),
+                               plan_job("c", 1, 0.01, 5)};
+  const std::vector<SimDevice> devices = uniform_devices(3, {1e-4, 1e9});
+  PlannerOptions po;
+  po.sim.submit_latency = 1e-4;
+  std::vector<std::vector<StrategyCandidate>> cands;
+  std::vector<std::vector<CandidateCost>> costs;
+  for (const PlanJob& j : jobs) {
+    cands.push_back(strategy_candidates(j, devices, po));
+    costs.emplace_back();
+    for (const StrategyCandidate& c : cands.back())
+      costs.back().push_back({c.bounds.work, c.bounds.chain});
+  }
+  const JointBound b = joint_lower_bound(costs, devices.size());
+  std::size_t combos = 0;
+  double least = std::numeric_limits<double>::infinity();
+  for (const auto& x : cands[0])
+    for (const auto& y : cands[1])
+      for (const auto& z : cands[2]) {
+        const std::vector<SimJob> sj = {apply_strategy(jobs[0], x.strategy),
+                                        apply_strategy(jobs[1], y.strategy),
+                                        apply_strategy(jobs[2], z.strategy)};
+        const double m = simulate(sj, devices, po.sim).makespan;
+        CHECK(m >= assignment_bound({{x.bounds.work, x.bounds.chain},
+                                     {y.bounds.work, y.bounds.chain},
+                                     {z.bounds.work, z.bounds.chain}},
+                                    devices.size()) *
+                       (1 - 1e-9));
+        least = std::min(least, m);
+        ++combos;
+      }
+  CHECK(combos > 20);
+  CHECK(least >= b.bound * (1 - 1e-9));
+  const Plan p = plan(jobs, devices, po);
+  CHECK(p.lower_bound == doctest::Approx(b.bound));
+  CHECK(p.makespan >= p.lower_bound * (1 - 1e-9));
+  std::printf(
+      "  3 jobs on 3 devices: %zu assignments simulated, least %.4f s, joint bound %.4f s, "
+      "planner %.4f s\n",
+      combos, least, b.bound, p.makespan);
 }
