@@ -437,7 +437,9 @@ TEST_CASE("simulator: predicted makespan of real multi-model runs on virtual CPU
   for (const SimulationCheck& c : rows) {
     INFO(c.name);
     if (quiet) {
-      // QUIET_BOUNDS
+      // The schedule model: replaying the run's own task times predicts its makespan within 35%
+      // (goal 10%). The prediction from the cost model's times (measured alone, slowed by each
+      // shard's measured contention) within a factor of 2 (goal 10%; see bench/RESULTS.md).
       CHECK(c.replay_ratio() > 0.65);
       CHECK(c.replay_ratio() < 1.35);
       CHECK(c.ratio() > 0.5);
