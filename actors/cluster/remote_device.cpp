@@ -184,7 +184,7 @@ void place(ProxyState& s, const InFlight& f, const NodeSeconds& node, double rec
   t.store_end = applied;
   s.last_compute_end = t.compute_end;
   s.count([&](LinkStats& l) {
-    l.network_seconds += std::max(0.0, (received - f.sent) - node_total);
+    l.network_seconds += overhead;
     l.node_seconds += node_total;
   });
 }
