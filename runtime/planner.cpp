@@ -171,6 +171,13 @@ class Search {
       const double m = consider_makespan(s);
       assigned.emplace_back(m, s);
       if (m < best_target_makespan) best_target_makespan = m, best_target = t;
+      // The joint bound's own assignment with reserved devices (step 2's first variant) before
+      // the other targets: where few critical jobs bound the makespan it is often the best, and
+      // at 512 devices the time limit leaves room for only a few simulations.
+      if (f == 1.0 && devices_.size() > 1) {
+        std::vector<JobStrategy> r = reserve(s, t, 0.5, 1.0);
+        if (!r.empty()) consider(r);
+      }
     }
 
     // 2. Reserved devices: the jobs with a chain within theta x T (T the best target of 1.) are
@@ -184,6 +191,7 @@ class Search {
       for (double theta : {0.5, 0.7, 0.3})
         for (double kf : {1.0, 0.8, 1.2}) {
           if (out_of_budget()) break;
+          if (theta == 0.5 && kf == 1.0 && best_target == joint_.chain) continue;  // tried in 1.
           std::vector<JobStrategy> r = reserve(s, best_target, theta, kf);
           if (!r.empty()) consider(r);
         }

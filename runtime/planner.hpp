@@ -16,7 +16,8 @@
 //      Plan::lower_bound, the joint bound (runtime/joint_lower_bound) and its chain T;
 //   1. the default strategies (the first fitting shard option, nothing else) are simulated;
 //   2. targets T, 0.85 T and 0.7 T: each job takes its least-work candidate with a chain within
-//      the target (at T: the joint bound's own assignment);
+//      the target (at T: the joint bound's own assignment, simulated also with step 3's first
+//      variant, theta 0.5 and kf 1, before the other targets);
 //   3. reserved devices: in the best target's assignment the jobs whose chain is within theta x
 //      the target (theta 0.5, 0.7, 0.3) are pinned, longest first onto the least loaded of
 //      devices k..D-1, so that the critical jobs' tasks find devices 0..k-1 without other jobs'
