@@ -271,7 +271,6 @@ class DeviceCore {
     running_ = h;
     next_ = std::move(h);
     next_load_too_ = load_too;
-    has_next_.store(true, std::memory_order_release);
     work_.notify_one();  // no system call unless the compute thread sleeps
   }
 
@@ -289,19 +288,7 @@ class DeviceCore {
     started.set_value();
     std::unique_lock lock(mutex_);
     for (;;) {
-      if (!next_ && !quit_) {
-        // Nothing queued: the next task often arrives within microseconds (the scheduler's answer
-        // to the last completion), so yield for up to 20 us before sleeping. Measured on the 2
-        // shared cores (bench/RESULTS.md, dispatch rate): a third of the context switches, and
-        // more tasks per second.
-        lock.unlock();
-        const double until = clock_.now() + 20e-6;
-        while (!has_next_.load(std::memory_order_acquire) && clock_.now() < until)
-          std::this_thread::yield();
-        lock.lock();
-      }
       work_.wait(lock, [this] { return next_ != nullptr || quit_; });
-      has_next_.store(false, std::memory_order_relaxed);
       if (!next_) return;
       HeldPtr h = std::move(next_);
       next_ = nullptr;
@@ -497,7 +484,6 @@ class DeviceCore {
   std::condition_variable work_;
   HeldPtr next_;
   bool next_load_too_ = false;
-  std::atomic<bool> has_next_{false};  // next_ was set (read without the lock while yielding)
   bool quit_ = false;
   // Destroyed first: finishes its queued work and is joined while the state above lives. The
   // compute thread is joined by the destructor.
