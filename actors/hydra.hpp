@@ -34,12 +34,15 @@
 #include "actors/cluster/link_stats.hpp"
 #include "actors/job_spec.hpp"
 #include "actors/messages.hpp"
+#include "actors/strategy_change.hpp"
 #include "actors/training_program.hpp"
 #include "runtime/early_stopping.hpp"
 #include "runtime/job_result.hpp"
 #include "runtime/trace.hpp"
 
 namespace hydra {
+
+struct RunPlan;  // actors/plan.hpp
 
 struct DeviceSpec {
   Device device = Device::cpu(0);  // cpu:N (virtual CPU device) or cuda:N
@@ -82,6 +85,25 @@ struct RuntimeOptions {
   // A node whose link was lost is contacted again every second until the run ends; when it
   // answers the handshake, its devices take their slots back.
   bool node_rejoin = true;
+  // The plan the jobs' strategies came from (plan_run, then run(apply_plan(jobs, plan), ...));
+  // null: none. With a plan, re-planning (below) is possible.
+  std::shared_ptr<const RunPlan> plan;
+  // Re-planning during the run (README "Re-planning during a run"): when a job ends (done,
+  // failed, stopped early) the jobs still training are planned again from their steps done, and a
+  // job whose strategy changes (replicas, sharded data parallelism, micro-batches, device
+  // affinity; never its shard count) switches at its next step boundary. On by default whenever
+  // `plan` is set; each change is in RunReport::strategy_changes.
+  struct Replan {
+    bool enabled = true;
+    // A new plan is applied only when the simulator predicts the work left to end at least this
+    // fraction sooner than with the current strategies (in [0, 1)).
+    double min_gain = 0.05;
+    // ... and at least this many seconds sooner (>= 0): a switch costs a little (new shard
+    // actors, copies of the state), and tiny predicted gains are within the simulator's error.
+    double min_gain_seconds = 0.1;
+    int max_evaluations = 16;       // whole-plan simulations per re-plan (>= 1)
+    double time_limit_seconds = 1;  // per re-plan (> 0)
+  } replan;
 };
 
 // All GPUs if there are any, else two virtual CPU devices (cpu:0, cpu:1) with unlimited pools.
@@ -95,12 +117,17 @@ struct RunReport {
   std::vector<TraceEvent> trace;                            // every task and transfer
   std::vector<std::pair<std::string, double>> utilisation;  // busy fraction per device
   std::vector<LinkStats> links;  // per remote device: tasks, bytes and seconds each way
+  // Re-planning (RuntimeOptions::plan and replan): every strategy switch in the order applied,
+  // how many re-plans ran (one per batch of job ends) and their search time in all.
+  std::vector<StrategyChange> strategy_changes;
+  int replans = 0;
+  double replan_seconds = 0;
   double seconds = 0;
 };
 
 // Trains all jobs to completion (or failure). Throws hydra::Error only for bad options (no
-// devices, an unknown policy, a CUDA device that does not exist); job failures are reported in
-// the results.
+// devices, an unknown policy, a CUDA device that does not exist, a plan for other jobs or
+// devices, re-planning limits out of range); job failures are reported in the results.
 RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options = {});
 std::vector<JobResult> train(const std::vector<JobSpec>& jobs, const RuntimeOptions& options = {});
 

@@ -31,8 +31,10 @@ void check_matches_spec(const JobSpec& spec, const Model& model) {
                   "' does not describe the model make_model builds");
 }
 
+}  // namespace
+
 // The parallel strategy fields (JobSpec): values the runtime can run.
-void check_strategy(const JobSpec& spec) {
+void check_strategy(const JobSpec& spec, int num_devices) {
   const std::string job = "job " + spec.name + ": ";
   check(spec.replicas >= 1, job + "replicas must be at least 1 (got 0)");
   check(spec.micro_batches >= 1,
@@ -51,7 +53,13 @@ void check_strategy(const JobSpec& spec) {
   check(
       !spec.sharded_data_parallel || spec.replicas > 1,
       job + "sharded_data_parallel needs replicas > 1 (got " + std::to_string(spec.replicas) + ")");
+  check(spec.device_affinity >= -1 && spec.device_affinity < num_devices,
+        job + "device_affinity " + std::to_string(spec.device_affinity) +
+            " is not a device of this run (devices 0.." + std::to_string(num_devices - 1) +
+            ", or -1 for any)");
 }
+
+namespace {
 
 // Everything up to the training program: data, model, partition, shard and optimizer actors.
 void build(caf::event_based_actor* self, JobContext::Parts& p) {
@@ -61,11 +69,7 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   check(static_cast<bool>(spec.make_optimizer), "job " + spec.name + " has no make_optimizer");
   check(spec.batch_size > 0, "job " + spec.name + ": batch_size must be positive");
   // Strategy and resume fields whose runtime support has not landed yet are refused, not ignored.
-  check_strategy(spec);
-  check(spec.device_affinity >= -1 && spec.device_affinity < p.setup.num_devices,
-        "job " + spec.name + ": device_affinity " + std::to_string(spec.device_affinity) +
-            " is not a device of this run (devices 0.." + std::to_string(p.setup.num_devices - 1) +
-            ", or -1 for any)");
+  check_strategy(spec, p.setup.num_devices);
   check(spec.checkpoint_every >= 0, "job " + spec.name + ": checkpoint_every must be >= 0, got " +
                                         std::to_string(spec.checkpoint_every));
   check(spec.checkpoint_every == 0 || !p.setup.out_dir.empty(),
@@ -99,8 +103,12 @@ void build(caf::event_based_actor* self, JobContext::Parts& p) {
   const std::int64_t batches =
       (p.data.train.size() + spec.batch_size - 1) / spec.batch_size;  // per epoch
   p.total_steps = spec.max_steps > 0 ? spec.max_steps : spec.epochs * batches;
+  p.partition = plan;
   for (std::size_t r = 0; r < std::max<std::size_t>(1, spec.replicas); ++r)
     p.replicas.push_back(spawn_replica(self, p, plan, static_cast<int>(r)));
+  if (p.setup.replanner)
+    self->send(p.setup.replanner, rp_shards_atom::value, p.setup.index,
+               static_cast<int>(plan.size()));
   p.states = p.replicas[0].states;
   p.shards = p.replicas[0].shards;
   p.optimizer_config = OptimizerConfig{opt, spec.clip_grad_norm};
@@ -174,10 +182,21 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
               parts->model.reset();
               if (parts->setup.early_stopping)
                 self->send(parts->setup.early_stopping, es_ended_atom::value, r.name);
+              if (parts->setup.replanner) {
+                std::string why = "job " + r.name;
+                if (r.status == JobStatus::stopped)
+                  why += " stopped early (" + r.stop_reason + ")";
+                else if (r.status == JobStatus::failed)
+                  why += " failed";
+                else
+                  why += " finished";
+                self->send(parts->setup.replanner, rp_ended_atom::value, parts->setup.index, why);
+              }
               rp.deliver(r);
             });
         return rp;
       },
+      [parts](rp_order_atom, StrategyOrder& order) { parts->pending_strategy = std::move(order); },
   };
 }
 

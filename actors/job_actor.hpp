@@ -6,19 +6,23 @@
 // job never takes the runtime or other jobs down), or stopped by the early-stopping rule. With
 // JobSpec::resume_from it loads the training-state file right after building the job. When the
 // job ends, its shard and optimizer actors exit and its model (home memory) is released, and the
-// early-stopping actor, if any, is told.
+// early-stopping actor and the replanner, if any, are told.
 //
 //   (run_atom) -> JobResult
+//   (rp_order_atom, StrategyOrder)   switch strategy before the next step (strategy_switch.hpp)
 #include <caf/all.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "actors/data_cache.hpp"
+#include "actors/replanner.hpp"
 #include "actors/shard_state.hpp"
 #include "actors/training_program.hpp"
+#include "runtime/partitioner.hpp"
 #include "runtime/progress_display.hpp"
 #include "runtime/trace.hpp"
 
@@ -36,6 +40,9 @@ struct JobSetup {
   std::shared_ptr<ProgressDisplay> progress;  // null: no live display
   caf::actor early_stopping;                  // early_stopping_actor; null: none in this run
   std::shared_ptr<Trace> trace;               // the run's trace (collectives of replicas)
+  // Re-planning (actors/replanner.hpp): told the job's shard count, steps and end; null: none.
+  caf::actor replanner;
+  std::shared_ptr<StrategyLog> strategy_log;  // strategy switches are recorded here
 };
 
 // One copy of the job's model cut into shards, with one shard actor per shard.
@@ -54,12 +61,19 @@ struct JobContext::Parts {
   std::vector<caf::actor> shards;
   // All JobSpec::replicas replicas; replicas[0] holds the same model, states and shards as above.
   std::vector<Replica> replicas;
+  std::vector<ShardSpec> partition;  // the cut every replica uses
+  // A strategy the replanner ordered, applied before the next step (train_step).
+  std::optional<StrategyOrder> pending_strategy;
   caf::actor optimizer;
   OptimizerConfig optimizer_config;
   JobResult result;
   std::int64_t total_steps = 0, samples = 0;
   std::chrono::steady_clock::time_point start;
 };
+
+// Throws hydra::Error when the strategy fields of `spec` (replicas, micro_batches,
+// sharded_data_parallel, device_affinity in a run of `num_devices` devices) cannot run.
+void check_strategy(const JobSpec& spec, int num_devices);
 
 caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup);
 

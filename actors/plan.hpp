@@ -12,8 +12,13 @@
 //
 // What apply_plan sets per job: shards, replicas, sharded_data_parallel, micro_batches and
 // device_affinity (the JobSpec fields the runtime executes); the schedule itself stays the
-// runtime's Sharded-LRTF. Re-planning during a run (runtime/planner replan) is not applied by the
-// runtime: a job's strategy is fixed when it starts.
+// runtime's Sharded-LRTF. Re-planning during a run: pass the plan to the run as well,
+//
+//   options.plan = std::make_shared<hydra::RunPlan>(p);   // re-planning on (options.replan)
+//
+// and whenever jobs end (done, failed, stopped early) the jobs still training are planned again
+// from their steps done (runtime/planner replan) and switch strategies at their next step
+// boundary (actors/replanner.hpp, actors/strategy_switch.hpp; RunReport::strategy_changes).
 #include <cstddef>
 #include <string>
 #include <vector>

@@ -15,11 +15,14 @@ void require_f32(const Tensor& t, const char* what) {
 }  // namespace
 
 Replica spawn_replica(caf::event_based_actor* self, JobContext::Parts& p,
-                      const std::vector<ShardSpec>& plan, int replica) {
+                      const std::vector<ShardSpec>& plan, int replica,
+                      std::shared_ptr<Model> model) {
   const JobSpec& spec = p.setup.spec;
   const auto R = static_cast<std::int64_t>(std::max<std::size_t>(1, spec.replicas));
   Replica out;
-  if (replica == 0) {
+  if (model) {
+    out.model = std::move(model);
+  } else if (replica == 0) {
     out.model = p.model;
   } else {
     out.model = std::make_shared<Model>(build_job_model(spec));
@@ -68,6 +71,74 @@ Replica spawn_replica(caf::event_based_actor* self, JobContext::Parts& p,
   for (const auto& st : out.states)
     st->siblings = siblings;
   return out;
+}
+
+void gather_slices(JobContext::Parts& p) {
+  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
+    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
+    for (Parameter* q : whole)
+      q->state.clear();
+    for (const Replica& rep : p.replicas) {
+      const ShardState& st = *rep.states[s];
+      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
+        const Parameter& slice = st.owned_slices[i];
+        const auto [k, begin] = st.owned_at[i];
+        Parameter& q = *whole[k];
+        if (q.state.empty())
+          for (std::size_t j = 0; j < slice.state.size(); ++j)
+            q.state.push_back(Tensor::zeros(q.value.shape(), q.value.dtype(), q.value.device()));
+        check(q.state.size() == slice.state.size(),
+              "sharded optimizer state: slices of " + q.name + " hold different numbers of slots");
+        for (std::size_t j = 0; j < slice.state.size(); ++j) {
+          Tensor part = q.state[j].view({-1}).slice(begin, begin + slice.value.numel());
+          copy(part, slice.state[j]);
+        }
+        q.step = slice.step;
+      }
+    }
+  }
+}
+
+void scatter_slices(JobContext::Parts& p) {
+  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
+    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
+    for (const Replica& rep : p.replicas) {
+      ShardState& st = *rep.states[s];
+      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
+        Parameter& slice = st.owned_slices[i];
+        const auto [k, begin] = st.owned_at[i];
+        const Parameter& q = *whole[k];
+        slice.state.clear();
+        for (const Tensor& t : q.state) {
+          Tensor part = Tensor::empty({slice.value.numel()}, t.dtype(), t.device());
+          copy(part, t.view({-1}).slice(begin, begin + slice.value.numel()));
+          slice.state.push_back(part);
+        }
+        slice.step = q.step;
+      }
+    }
+  }
+  // Every replica's model was loaded with the whole state: keep only the slices (1/R each).
+  for (const Replica& rep : p.replicas)
+    for (Parameter* q : rep.model->parameters())
+      q->state.clear();
+}
+
+void copy_model_state(const Model& from, Model& to) {
+  const std::vector<Parameter*> src = const_cast<Model&>(from).parameters();
+  const std::vector<Parameter*> dst = to.parameters();
+  check(src.size() == dst.size() && from.size() == to.size(),
+        "copy_model_state: the models differ (" + std::to_string(src.size()) + " and " +
+            std::to_string(dst.size()) + " parameters)");
+  for (std::size_t k = 0; k < src.size(); ++k) {
+    copy(dst[k]->value, src[k]->value);
+    dst[k]->state.clear();
+    for (const Tensor& t : src[k]->state)
+      dst[k]->state.push_back(t.clone());
+    dst[k]->step = src[k]->step;
+  }
+  for (std::size_t i = 0; i < from.size(); ++i)
+    to.layer(i).restore_state(from.layer(i).save_state());
 }
 
 std::size_t all_reduce_grads(JobContext::Parts& p, int participants) {

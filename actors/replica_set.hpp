@@ -25,8 +25,24 @@
 
 namespace hydra::actors {
 
+// `model`: the replica's model when it exists already (a strategy switch keeps the replicas'
+// models); null: replica 0 uses the job's model, the others are built and initialised.
 Replica spawn_replica(caf::event_based_actor* self, JobContext::Parts& p,
-                      const std::vector<ShardSpec>& plan, int replica);
+                      const std::vector<ShardSpec>& plan, int replica,
+                      std::shared_ptr<Model> model = nullptr);
+
+// Copies `from`'s parameter values, optimizer state and step counts, and its layers' internal
+// state (Dropout counters), into `to` (the same architecture): a new replica joins equal to
+// replica 0.
+void copy_model_state(const Model& from, Model& to);
+
+// Sharded data parallelism keeps each parameter's optimizer state in slices, one per replica
+// (ShardState::owned_slices). gather_slices copies every replica's slices into replica 0's whole
+// parameters (for a state file, or before the replicas change); scatter_slices copies replica 0's
+// whole state into every replica's slices and then drops the whole state of every replica's model
+// (each keeps 1/R).
+void gather_slices(JobContext::Parts& p);
+void scatter_slices(JobContext::Parts& p);
 
 // `participants`: replicas 0..participants-1 computed gradients this step (the others had no
 // samples of a small last batch and count as zero). Returns bytes read + written.

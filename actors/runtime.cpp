@@ -12,7 +12,10 @@
 #include "actors/early_stopping_actor.hpp"
 #include "actors/hydra.hpp"
 #include "actors/job_actor.hpp"
+#include "actors/plan.hpp"
+#include "actors/replanner.hpp"
 #include "actors/scheduler_actor.hpp"
+#include "actors/strategy_switch.hpp"
 #include "kernels/core/cuda_api.hpp"
 #include "kernels/core/memory_pool.hpp"
 #include "runtime/progress_display.hpp"
@@ -74,12 +77,36 @@ std::vector<actors::DeviceConfig> resolve_devices(const RuntimeOptions& options,
   return out;
 }
 
+// RuntimeOptions::plan must be the plan of these jobs (same order and names) on as many devices
+// as the run has; the re-planning limits must make sense.
+void check_plan(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
+  const RuntimeOptions::Replan& r = options.replan;
+  check(r.min_gain >= 0 && r.min_gain < 1,
+        "RuntimeOptions::replan.min_gain must lie in [0, 1), got " + std::to_string(r.min_gain));
+  check(r.min_gain_seconds >= 0, "RuntimeOptions::replan.min_gain_seconds must be >= 0, got " +
+                                     std::to_string(r.min_gain_seconds));
+  check(r.max_evaluations >= 1, "RuntimeOptions::replan.max_evaluations must be at least 1, got " +
+                                    std::to_string(r.max_evaluations));
+  check(r.time_limit_seconds > 0, "RuntimeOptions::replan.time_limit_seconds must be > 0, got " +
+                                      std::to_string(r.time_limit_seconds));
+  if (!options.plan) return;
+  const RunPlan& p = *options.plan;
+  check(p.jobs.size() == jobs.size() && p.plan.strategies.size() == jobs.size(),
+        "RuntimeOptions::plan: " + std::to_string(jobs.size()) + " jobs but the plan has " +
+            std::to_string(p.jobs.size()));
+  for (std::size_t j = 0; j < jobs.size(); ++j)
+    check(p.jobs[j].job.name == jobs[j].name, "RuntimeOptions::plan: job " + std::to_string(j) +
+                                                  " is " + jobs[j].name + " but the plan's is " +
+                                                  p.jobs[j].job.name);
+}
+
 }  // namespace
 
 RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
   using namespace actors;
   const auto t0 = std::chrono::steady_clock::now();
   make_policy(options.policy);  // reject an unknown policy before anything starts
+  check_plan(jobs, options);
   std::vector<std::string> names;
   for (const JobSpec& j : jobs)
     names.push_back(j.name);
@@ -168,6 +195,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       for (const cluster::RemoteDeviceConfig& rc : e.remotes)
         report.devices.push_back(rc.name);
 
+    if (options.plan)  // checked before any actor of the run exists
+      check(options.plan->devices.size() == static_cast<std::size_t>(next_index),
+            "RuntimeOptions::plan: planned for " + std::to_string(options.plan->devices.size()) +
+                " devices, the run has " + std::to_string(next_index));
     auto scheduler =
         sys.spawn(scheduler_actor, SchedulerConfig{options.policy, options.policy_seed, trace});
     std::vector<caf::actor> device_actors;
@@ -217,6 +248,30 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     caf::actor early_stopping;
     if (options.early_stopping)
       early_stopping = sys.spawn(early_stopping_actor, options.early_stopping, names);
+    // Re-planning: one detached actor (its search never runs on the scheduler's threads).
+    auto strategy_log = std::make_shared<StrategyLog>();
+    caf::actor replanner;
+    if (options.plan && options.replan.enabled) {
+      const RunPlan& rp = *options.plan;
+      ReplannerConfig rc;
+      rc.jobs = rp.jobs;
+      rc.devices = rp.devices;
+      rc.planner = rp.options;
+      rc.planner.max_evaluations = options.replan.max_evaluations;
+      rc.planner.time_limit_seconds = options.replan.time_limit_seconds;
+      for (std::size_t j = 0; j < jobs.size(); ++j) {
+        // The shard count the job will run with (its actor reports the partitioner's).
+        std::size_t shards = jobs[j].shards > 0 ? jobs[j].shards : options.shards;
+        if (shards == 0 && !rp.jobs[j].options.empty())
+          shards = rp.jobs[j].options[0].shards.size();
+        rc.initial.push_back(strategy_of(jobs[j], static_cast<int>(shards)));
+      }
+      rc.min_gain = options.replan.min_gain;
+      rc.min_gain_seconds = options.replan.min_gain_seconds;
+      rc.trace = trace;
+      rc.log = strategy_log;
+      replanner = sys.spawn<caf::detached>(replanner_actor, std::move(rc));
+    }
     std::vector<caf::actor> job_actors;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       JobSetup setup;
@@ -231,8 +286,11 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       setup.progress = progress;
       setup.early_stopping = early_stopping;
       setup.trace = trace;
+      setup.replanner = replanner;
+      setup.strategy_log = strategy_log;
       job_actors.push_back(sys.spawn(job_actor, std::move(setup)));
     }
+    if (replanner) self->send(replanner, rp_jobs_atom::value, job_actors);
     report.jobs.resize(jobs.size());
     // Start every job, then collect the answers.
     for (auto& j : job_actors) {
@@ -295,6 +353,10 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     }
     self->send_exit(scheduler, caf::exit_reason::user_shutdown);
     if (early_stopping) self->send_exit(early_stopping, caf::exit_reason::user_shutdown);
+    if (replanner) self->send_exit(replanner, caf::exit_reason::user_shutdown);
+    report.strategy_changes = strategy_log->changes();
+    report.replans = strategy_log->replans();
+    report.replan_seconds = strategy_log->search_seconds();
   }  // the actor system waits for every actor, the device threads included
   for (const DeviceConfig& d : devices)
     if (d.device.kind == DeviceKind::cpu) memory_pool(d.device).release_cached();

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "actors/plan.hpp"
 #include "runtime/results_table.hpp"
 #include "runtime/svg_curves.hpp"
 #include "runtime/sweep/job_result_json.hpp"
@@ -152,6 +153,16 @@ SweepRun execute(const std::string& dir, SweepPlan plan, bool resume,
         rule->job_ended(name);
     }
     ro.early_stopping = std::make_shared<sweep::RecordingRule>(rule, log);
+  }
+  if (options.plan && !to_run.empty()) {
+    check(ro.nodes.empty(),
+          "planning a sweep that runs on cluster nodes is not supported (run it "
+          "without --plan)");
+    CostModel costs;
+    auto planned = std::make_shared<RunPlan>(plan_run(to_run, ro, costs));
+    to_run = apply_plan(std::move(to_run), *planned);
+    ro.plan = planned;
+    ro.replan.enabled = options.replan;
   }
   if (options.on_start) options.on_start(plan, ro, to_run.size());
   if (!to_run.empty()) out.report = run(to_run, ro);

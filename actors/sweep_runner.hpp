@@ -30,6 +30,11 @@ struct SweepRunOptions {
   std::vector<std::string> nodes;
   std::string node_secret;
   double node_link_timeout_seconds = 3;  // RuntimeOptions::node_link_timeout_seconds
+  // Plan the jobs' strategies before training (plan_run: each distinct shard measured once) and
+  // run with them (`hydra run --plan`); with `replan`, the jobs still training are re-planned
+  // whenever jobs end (RuntimeOptions::replan). Not with cluster nodes.
+  bool plan = false;
+  bool replan = true;
   // Called once the jobs and devices are known, before training (to print a summary).
   std::function<void(const SweepPlan&, const RuntimeOptions&, std::size_t to_run)> on_start;
 };

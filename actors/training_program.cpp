@@ -10,6 +10,8 @@
 #include "actors/early_stopping_actor.hpp"
 #include "actors/job_actor.hpp"
 #include "actors/pipeline_step.hpp"
+#include "actors/replica_set.hpp"
+#include "actors/strategy_switch.hpp"
 
 namespace hydra::actors {
 
@@ -52,62 +54,9 @@ StateFingerprint JobContext::fingerprint() const {
 
 namespace {
 
-// Sharded data parallelism keeps each parameter's optimizer state in slices, one per replica
-// (ShardState::owned_slices). The state file holds whole tensors: they are gathered into replica
-// 0's parameters for a write (and dropped again after it), and scattered back after a load.
+// Replica 0's model holds whole optimizer state only without sharded data parallelism.
 bool sliced_state(const JobContext::Parts& p) {
   return p.replicas.size() > 1 && p.setup.spec.sharded_data_parallel;
-}
-
-void gather_slices(JobContext::Parts& p) {
-  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
-    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
-    for (Parameter* q : whole)
-      q->state.clear();
-    for (const Replica& rep : p.replicas) {
-      const ShardState& st = *rep.states[s];
-      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
-        const Parameter& slice = st.owned_slices[i];
-        const auto [k, begin] = st.owned_at[i];
-        Parameter& q = *whole[k];
-        if (q.state.empty())
-          for (std::size_t j = 0; j < slice.state.size(); ++j)
-            q.state.push_back(Tensor::zeros(q.value.shape(), q.value.dtype(), q.value.device()));
-        check(q.state.size() == slice.state.size(),
-              "sharded optimizer state: slices of " + q.name + " hold different numbers of slots");
-        for (std::size_t j = 0; j < slice.state.size(); ++j) {
-          Tensor part = q.state[j].view({-1}).slice(begin, begin + slice.value.numel());
-          copy(part, slice.state[j]);
-        }
-        q.step = slice.step;
-      }
-    }
-  }
-}
-
-void scatter_slices(JobContext::Parts& p) {
-  for (std::size_t s = 0; s < p.replicas[0].states.size(); ++s) {
-    const std::vector<Parameter*> whole = p.replicas[0].states[s]->parameters();
-    for (const Replica& rep : p.replicas) {
-      ShardState& st = *rep.states[s];
-      for (std::size_t i = 0; i < st.owned_slices.size(); ++i) {
-        Parameter& slice = st.owned_slices[i];
-        const auto [k, begin] = st.owned_at[i];
-        const Parameter& q = *whole[k];
-        slice.state.clear();
-        for (const Tensor& t : q.state) {
-          Tensor part = Tensor::empty({slice.value.numel()}, t.dtype(), t.device());
-          copy(part, t.view({-1}).slice(begin, begin + slice.value.numel()));
-          slice.state.push_back(part);
-        }
-        slice.step = q.step;
-      }
-    }
-  }
-  // Every replica's model was loaded with the whole state: keep only the slices (1/R each).
-  for (const Replica& rep : p.replicas)
-    for (Parameter* q : rep.model->parameters())
-      q->state.clear();
 }
 
 }  // namespace
@@ -240,6 +189,16 @@ Task<TaskPtr> JobContext::update(int shard, double grad_scale) {
 }
 
 Task<double> JobContext::train_step(const Batch& batch) {
+  // A re-planned strategy takes effect here, between two steps (no task of the job in flight).
+  if (parts_.pending_strategy) {
+    const StrategyOrder order = std::move(*parts_.pending_strategy);
+    parts_.pending_strategy.reset();
+    try {
+      switch_strategy(*this, order);
+    } catch (const Error& e) {  // checked before anything changed: train on as before
+      std::fprintf(stderr, "hydra: job %s keeps its strategy: %s\n", spec().name.c_str(), e.what());
+    }
+  }
   double loss = 0;
   if (spec().replicas > 1)
     loss = co_await data_parallel_step(*this, batch);
@@ -254,6 +213,8 @@ Task<double> JobContext::train_step(const Batch& batch) {
                        static_cast<double>(std::max<std::int64_t>(1, train_data().size()));
   parts_.result.train_loss.push_back({step_, epoch, loss});
   parts_.result.steps = step_;
+  if (parts_.setup.replanner)
+    self_->send(parts_.setup.replanner, rp_step_atom::value, parts_.setup.index, step_);
   if (spec().checkpoint_every > 0 && step_ % spec().checkpoint_every == 0) save_state();
   show_progress("running");
   co_return loss;

@@ -28,7 +28,7 @@ namespace {
 
 struct RunFlags {
   std::string out, nodes, node_secret_file;
-  bool quick = false, no_progress = false, dry_run = false;
+  bool quick = false, no_progress = false, dry_run = false, plan = false, no_replan = false;
   double node_link_timeout = 3;
 };
 
@@ -102,6 +102,13 @@ int report(const SweepRun& r, double wall) {
                     j.stop_reason.c_str());
   }
   if (!r.report.utilisation.empty()) examples::print_utilisation(r.report);
+  if (!r.report.strategy_changes.empty())
+    std::printf("Strategy changes (re-planning: %d re-plans, %.2f s searching):\n%s",
+                r.report.replans, r.report.replan_seconds,
+                format_strategy_changes(r.report.strategy_changes).c_str());
+  else if (r.report.replans > 0)
+    std::printf("Re-planning: %d re-plans (%.2f s searching), no strategy changed\n",
+                r.report.replans, r.report.replan_seconds);
   for (const LinkStats& l : r.report.links)
     std::printf(
         "  %s: %llu tasks (%llu re-run elsewhere, %llu joins), sent %s, received %s; "
@@ -172,6 +179,10 @@ int cmd_run(int argc, char** argv) {
                "smoke run: at most 4000 training and 1000 validation samples (kjv: 4000 and 64 "
                "windows), 1 epoch or at most 60 steps");
   f.add_switch("--no-progress", &o.no_progress, "no live progress display");
+  f.add_switch("--plan", &o.plan,
+               "plan each job's strategy first (as `hydra explain`), then re-plan the jobs "
+               "still training\nwhenever jobs end (stopped early, done or failed)");
+  f.add_switch("--no-replan", &o.no_replan, "with --plan: keep the planned strategies fixed");
   add_cluster_flags(f, o);
   f.add_switch("--dry-run", &o.dry_run,
                "check the sweep file and print the configurations, without loading data or "
@@ -194,6 +205,9 @@ int cmd_run(int argc, char** argv) {
   ro.quick = o.quick;
   ro.progress = !o.no_progress;
   ro.on_start = print_start;
+  ro.plan = o.plan;
+  ro.replan = !o.no_replan;
+  if (o.no_replan && !o.plan) throw examples::UsageError("--no-replan needs --plan");
   set_cluster(ro, o);
   const SweepRun r = run_sweep(file, o.out, ro);
   return report(r, examples::seconds_since(t0));
@@ -255,7 +269,9 @@ struct Command {
 
 // The subcommands. Add a row (and its function) for a new one.
 const Command kCommands[] = {
-    {"run", "run FILE [--out DIR] [--quick] [--no-progress] [--dry-run] [--nodes HOST:PORT,...]",
+    {"run",
+     "run FILE [--out DIR] [--quick] [--plan [--no-replan]] [--no-progress] [--dry-run] [--nodes "
+     "HOST:PORT,...]",
      "train the sweep in a sweep file (examples/sweeps/*.json)", cmd_run},
     {"explain", "explain FILE [--quick]",
      "print the planned strategy, predicted time and memory per job, without training",
