@@ -66,8 +66,8 @@ inline int node_main(const char* program, int argc, char** argv) {
     f.add_int("--device-memory", &o.device_memory_mib, 0, 1 << 20, "MiB",
               "memory budget of every device (0: unlimited)");
     f.add_double("--link-timeout", &o.link_timeout, 0.1, 3600, "SECONDS",
-                 "a coordinator link silent this long is closed (default 3; use the coordinator's "
-                 "--node-link-timeout)");
+                 "a coordinator link silent this long is closed (default 3; give the coordinator "
+                 "the same --node-link-timeout)");
     f.add_double("--exit-after", &o.exit_after, 0, 1e7, "SECONDS",
                  "shut down after this long (0: run until killed)");
     f.add_int("--crash-after-tasks", &o.crash_after_tasks, 0, 1 << 30, "N",

@@ -290,7 +290,8 @@ void link_drop_run(test::TcpRelay::Break kind) {
   TcpRelay relay(a.port());
   relay.arm(kind, 20000, 1500);
   std::atomic<bool> restored{false};
-  std::thread restorer([&] {
+  // (a jthread: joined also when run() throws; every wait in it is bounded)
+  std::jthread restorer([&] {
     if (!TcpRelay::wait_for([&] { return relay.tripped(); }, 60)) return;
     if (kind == TcpRelay::Break::cut)
       std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -308,7 +309,6 @@ void link_drop_run(test::TcpRelay::Break kind) {
   });
   RuntimeOptions o = cluster_options({relay.address(), b.address()}, false);
   o.shards = 2;
-  o.node_timeout_seconds = 2;  // a handshake through the frozen relay gives up after 2 s
   RunReport r = run(jobs, o);
   restorer.join();
   for (const JobResult& j : r.jobs)
@@ -559,7 +559,6 @@ TEST_CASE("cluster: a node in a network namespace whose link goes down and up lo
   });
   RuntimeOptions o = cluster_options({a.address(), b.address()}, false);
   o.shards = 2;
-  o.node_timeout_seconds = 2;
   RunReport r = run(jobs, o);
   for (const JobResult& j : r.jobs)
     CHECK_MESSAGE(j.status == JobStatus::done, (j.name + ": " + j.error));
@@ -723,6 +722,8 @@ TEST_CASE("cluster: garbage bytes and forged messages are refused and the node k
     CHECK(node.log_contains("unexpected message"));
     self->send(*remote, cluster::auth_atom::value, std::string("proof without a hello"));
     CHECK(node.log_contains("no hello before it"));
+    self->send(*remote, cluster::cancel_atom::value, 0, std::uint64_t{1}, std::string("mac"));
+    CHECK(node.log_contains("refused a cancel from"));
 
     // A coordinator proof made with the wrong secret.
     std::string refusal;
@@ -744,6 +745,8 @@ TEST_CASE("cluster: garbage bytes and forged messages are refused and the node k
     self->send(*remote, cluster::task_atom::value, 0, std::uint64_t{1}, std::string("junk"),
                std::string(32, 'x'));
     CHECK(node.log_contains("bad MAC"));
+    self->send(*remote, cluster::cancel_atom::value, 0, std::uint64_t{1}, std::string(32, 'x'));
+    CHECK(node.log_contains("bad device or MAC"));
     // Authenticated but malformed: an error result comes back; the node survives.
     const std::string junk = "\x01\x00\x00\x00\xff\xff\xff\x7f";
     const std::string mac = cluster::hmac(link.session, cluster::mac_input("req", 0, 5, junk));
