@@ -29,6 +29,14 @@ void set_training(SimJob& j, const JobSpec& spec, const DataSplits& d) {
   j.clip = spec.clip_grad_norm > 0;
 }
 
+// The parallel strategy the runtime will run `spec` with.
+void set_strategy(SimJob& j, const JobSpec& spec) {
+  j.replicas = static_cast<int>(spec.replicas);
+  j.sharded_data_parallel = spec.sharded_data_parallel;
+  j.micro_batches = static_cast<int>(spec.micro_batches);
+  j.device_affinity = spec.device_affinity;
+}
+
 Shape batch_input(const JobSpec& spec, const DataSplits& d) {
   Shape input = d.train.sample_shape();
   input.insert(input.begin(), spec.batch_size);
@@ -50,6 +58,7 @@ SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run
   if (concurrent <= 1) {
     SimJob j = make_sim_job(spec.name, m, batch_input(spec, d), po, *opt, Device::cpu(0), costs);
     set_training(j, spec, d);
+    set_strategy(j, spec);
     return j;
   }
   // Copies of the model for the contention measurement (its own parameters each).
@@ -67,6 +76,7 @@ SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run
     j.shards.push_back(
         costs.contention(m, others, s.begin, s.end, s.input_shape, *opt, Device::cpu(0), po.dtype));
   set_training(j, spec, d);
+  set_strategy(j, spec);
   return j;
 }
 

@@ -23,7 +23,8 @@ namespace hydra {
 // The simulator's view of `spec`: its model cut as the runtime cuts it for `shard_budget` bytes
 // per shard (spec.shards, else `run_shards` when > 0, else the fewest that fit), each distinct
 // shard measured once on a virtual CPU device through `costs`, with the steps, evaluation
-// passes and separate update tasks (clipping) the runtime will run. Loads the job's data. With
+// passes, separate update tasks (clipping) and strategy (replicas, sharded data parallelism,
+// micro-batches, device affinity) the runtime will run. Loads the job's data. With
 // `concurrent` > 1 each shard's contention is measured too (CostModel::contention: the shard run
 // on up to `concurrent` devices at once, on copies of the model), for SimOptions::contention.
 SimJob to_sim_job(const JobSpec& spec, std::size_t shard_budget, std::size_t run_shards,

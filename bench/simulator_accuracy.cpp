@@ -108,10 +108,16 @@ int main(int argc, char** argv) {
     if (i == 5) j.clip_grad_norm = 1.0;
     mixed.push_back(j);
   }
+  // Plans with a strategy: one model per device (affinity), the long job data-parallel.
+  std::vector<JobSpec> pinned = four;
+  for (std::size_t i = 0; i < pinned.size(); ++i)
+    pinned[i].device_affinity = static_cast<int>(i % 2);
   std::vector<JobSpec> uneven;
   for (int i = 0; i < 6; ++i)
     uneven.push_back(
         synthetic_mlp_job(numbered("u", i), 512 + 256 * (i % 3), 2, i == 0 ? 30 : 6, 1 + i % 2));
+  std::vector<JobSpec> uneven_dp = uneven;
+  uneven_dp[0].replicas = 2;
   const std::size_t mib48 = std::size_t{48} << 20;
   const std::vector<Group> groups = {
       {"4 MLP 1024x3, 8 steps",
@@ -119,7 +125,8 @@ int main(int argc, char** argv) {
         {"4 MLP, 2 shards, 2 dev, fifo", &four, 2, 0, "fifo"},
         {"4 MLP, 2 shards, 1 dev, lrtf", &four, 1, 0, "lrtf"},
         {"4 MLP, 2 shards, 3 dev, lrtf", &four, 3, 0, "lrtf"},
-        {"4 MLP, 3 shards, 2 dev, lrtf", &four3, 2, 0, "lrtf"}}},
+        {"4 MLP, 3 shards, 2 dev, lrtf", &four3, 2, 0, "lrtf"},
+        {"4 MLP, 2 dev, one per device", &pinned, 2, 0, "lrtf"}}},
       {"6 mixed, 48 MiB devices",
        {{"6 mixed, 3 dev, lrtf", &mixed, 3, mib48, "lrtf"},
         {"6 mixed, 2 dev, random", &mixed, 2, mib48, "random"},
@@ -128,7 +135,8 @@ int main(int argc, char** argv) {
       {"6 MLP, 1 long",
        {{"6 MLP, 1 long, 2 dev, lrtf", &uneven, 2, 0, "lrtf"},
         {"6 MLP, 1 long, 2 dev, fifo", &uneven, 2, 0, "fifo"},
-        {"6 MLP, 1 long, 1 dev, fifo", &uneven, 1, 0, "fifo"}}},
+        {"6 MLP, 1 long, 1 dev, fifo", &uneven, 1, 0, "fifo"},
+        {"6 MLP, long 2 replicas, lrtf", &uneven_dp, 2, 0, "lrtf"}}},
   };
 
   // The repeats go round the plans of a group (plan 1, plan 2, .., plan 1, ..), so a change in the

@@ -4,6 +4,7 @@
 #include <array>
 #include <barrier>
 #include <chrono>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -291,18 +292,25 @@ std::vector<Slowdown> CostModel::measure_contention(std::vector<Model*> models, 
     for (int k = 1; k <= most; ++k) {
       std::barrier sync(k);
       std::vector<std::array<double, 4>> times(static_cast<std::size_t>(k));
+      std::vector<std::exception_ptr> errors(static_cast<std::size_t>(k));
       auto body = [&](int i) {
-        ShardBench& b = *benches[static_cast<std::size_t>(i)];
-        std::array<double, 4>& t = times[static_cast<std::size_t>(i)];
-        sync.arrive_and_wait();
-        t[0] = b.forward();
-        b.zero_grads();
-        sync.arrive_and_wait();
-        t[2] = b.backward();
-        sync.arrive_and_wait();
-        t[3] = b.update(optimizer);
-        sync.arrive_and_wait();
-        t[1] = b.eval();
+        try {
+          ShardBench& b = *benches[static_cast<std::size_t>(i)];
+          std::array<double, 4>& t = times[static_cast<std::size_t>(i)];
+          sync.arrive_and_wait();
+          t[0] = b.forward();
+          b.zero_grads();
+          sync.arrive_and_wait();
+          t[2] = b.backward();
+          sync.arrive_and_wait();
+          t[3] = b.update(optimizer);
+          sync.arrive_and_wait();
+          t[1] = b.eval();
+        } catch (...) {
+          // The others go on without this thread; the error is rethrown once all have ended.
+          errors[static_cast<std::size_t>(i)] = std::current_exception();
+          sync.arrive_and_drop();
+        }
       };
       std::vector<std::thread> pool;
       for (int i = 1; i < k; ++i)
@@ -310,6 +318,8 @@ std::vector<Slowdown> CostModel::measure_contention(std::vector<Model*> models, 
       body(0);
       for (std::thread& t : pool)
         t.join();
+      for (const std::exception_ptr& e : errors)
+        if (e) std::rethrow_exception(e);
       if (!timed) continue;
       for (const std::array<double, 4>& t : times)
         for (std::size_t kind = 0; kind < 4; ++kind)

@@ -189,16 +189,29 @@ TEST_CASE("replan: a job stopped early gives the other job replicas at its next 
   CHECK(plain.report.replans == 0);
   std::printf("%s", format_strategy_changes(re.report.strategy_changes).c_str());
   CHECK(re.report.replans >= 1);
-  REQUIRE(re.report.strategy_changes.size() == 1);
-  const StrategyChange& c = re.report.strategy_changes[0];
+  // The switch is tried: after 4 steps timed with the old strategy b switches, and after 4 more
+  // (one warm-up step) it switches back if its median step did not get faster (on this tiny
+  // model the replicas' overhead may well outweigh the second device).
+  const std::vector<StrategyChange>& changes = re.report.strategy_changes;
+  REQUIRE(changes.size() >= 1);
+  REQUIRE(changes.size() <= 2);
+  const StrategyChange& c = changes[0];
   CHECK(c.job == "b");
   CHECK(c.from == "1 shard, device 1");
   CHECK(c.to.find("2 replicas") != std::string::npos);
   CHECK(c.reason.find("job a stopped early (test rule)") != std::string::npos);
-  CHECK(c.step >= 1);
+  CHECK(c.step >= 4);
   CHECK(c.step < 120);
   CHECK(c.applied >= c.decided);
   CHECK(c.predicted_after < 0.95 * c.predicted_before);
+  std::int64_t end = 120;  // the last step with replicas
+  if (changes.size() == 2) {
+    CHECK(changes[1].from == c.to);
+    CHECK(changes[1].to == c.from);
+    CHECK(changes[1].step == c.step + 5);
+    CHECK(changes[1].reason.find("switched back") != std::string::npos);
+    end = changes[1].step;
+  }
   // In the trace: the switch, then replica 1's tasks ("b/r1") and all-reduces, none before it.
   int switches = 0, replica_tasks = 0, allreduces = 0, early = 0;
   for (const TraceEvent& e : re.report.trace) {
@@ -209,9 +222,9 @@ TEST_CASE("replan: a job stopped early gives the other job replicas at its next 
     }
     if (e.kind == "allreduce" && e.job == "b") ++allreduces;
   }
-  CHECK(switches == 1);
-  CHECK(replica_tasks >= 2 * (120 - c.step));  // a forward and a backward per step at least
-  CHECK(allreduces == 120 - c.step);
+  CHECK(switches == static_cast<int>(changes.size()));
+  CHECK(replica_tasks >= 2 * (end - c.step));  // a forward and a backward per step at least
+  CHECK(allreduces == end - c.step);
   CHECK(early == 0);
   // Same training: after the switch each step's batch is split in two halves whose gradients
   // are averaged, so the sums run in another order (float rounding, ~1e-7 relative per step).

@@ -204,6 +204,27 @@ TEST_CASE("cost model: measures a shard once and caches it by structure in memor
   std::filesystem::remove(path);
 }
 
+TEST_CASE("simulator: a JobSpec's strategy carries over to its simulated job") {
+  CostModel::Options co;
+  co.warmup = 0;
+  co.repeats = 1;
+  CostModel costs(co);
+  JobSpec spec = synthetic_mlp_job("dp", 32, 1, 3, 1);
+  spec.replicas = 2;
+  spec.sharded_data_parallel = true;
+  spec.micro_batches = 4;
+  spec.device_affinity = 1;
+  const SimJob j = to_sim_job(spec, SIZE_MAX / 4, 0, costs);
+  CHECK(j.replicas == 2);
+  CHECK(j.sharded_data_parallel);
+  CHECK(j.micro_batches == 4);
+  CHECK(j.device_affinity == 1);
+  CHECK(j.steps == 3);
+  const SimJob plain = to_sim_job(synthetic_mlp_job("plain", 32, 1, 3, 1), SIZE_MAX / 4, 0, costs);
+  CHECK(plain.is_default_strategy());
+  CHECK(plain.device_affinity == -1);
+}
+
 TEST_CASE("simulator: a run's tasks and transferred bytes match the actor runtime's trace") {
   set_blas_threads(1);
   CostModel::Options co;
