@@ -21,6 +21,7 @@
 #include "actors/data_cache.hpp"
 #include "actors/replanner.hpp"
 #include "actors/shard_state.hpp"
+#include "actors/strategy_switch.hpp"
 #include "actors/training_program.hpp"
 #include "runtime/partitioner.hpp"
 #include "runtime/progress_display.hpp"
@@ -64,6 +65,7 @@ struct JobContext::Parts {
   std::vector<ShardSpec> partition;  // the cut every replica uses
   // A strategy the replanner ordered, applied before the next step (train_step).
   std::optional<StrategyOrder> pending_strategy;
+  StrategyTrial trial;  // a switch being measured (strategy_switch.hpp)
   caf::actor optimizer;
   OptimizerConfig optimizer_config;
   JobResult result;

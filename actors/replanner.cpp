@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <set>
 
 #include "kernels/core/error.hpp"
 
@@ -86,7 +87,8 @@ caf::behavior replanner_actor(caf::event_based_actor* self, ReplannerConfig conf
     std::vector<JobStrategy> current;
     std::vector<std::int64_t> steps;
     std::vector<bool> ended;
-    std::string reasons;  // the ends since the last re-plan
+    std::vector<std::set<std::string>> rejected;  // per job: strategies whose trial failed
+    std::string reasons;                          // the ends since the last re-plan
     bool scheduled = false;
   };
   auto st = std::make_shared<State>();
@@ -95,6 +97,7 @@ caf::behavior replanner_actor(caf::event_based_actor* self, ReplannerConfig conf
   st->current.resize(n);
   st->steps.assign(n, 0);
   st->ended.assign(n, false);
+  st->rejected.resize(n);
   st->config = std::move(config);
   auto valid = [st](int j) { return j >= 0 && static_cast<std::size_t>(j) < st->steps.size(); };
   return {
@@ -104,6 +107,17 @@ caf::behavior replanner_actor(caf::event_based_actor* self, ReplannerConfig conf
       },
       [st, valid](rp_step_atom, int j, std::int64_t step) {
         if (valid(j)) st->steps[static_cast<std::size_t>(j)] = step;
+      },
+      [st, valid](rp_rejected_atom, int j, const std::string& rejected, int replicas, bool sharded,
+                  int micro_batches, int device_affinity) {
+        if (!valid(j)) return;
+        const auto k = static_cast<std::size_t>(j);
+        st->rejected[k].insert(rejected);
+        JobStrategy& s = st->current[k];
+        s.replicas = replicas;
+        s.sharded_data_parallel = sharded;
+        s.micro_batches = micro_batches;
+        s.device_affinity = device_affinity;
       },
       [self, st, valid](rp_ended_atom, int j, const std::string& why) {
         if (!valid(j)) return;
@@ -133,8 +147,10 @@ caf::behavior replanner_actor(caf::event_based_actor* self, ReplannerConfig conf
         const double now = c.trace ? c.trace->now() : 0.0;
         for (std::size_t j = 0; j < d.changed.size(); ++j) {
           if (!d.changed[j] || j >= st->jobs.size()) continue;
+          if (st->rejected[j].count(d.strategies[j].describe()) > 0) continue;  // measured slower
           StrategyOrder o;
           o.strategy = d.strategies[j];
+          o.trial_steps = c.trial_steps;
           o.reason = reason;
           o.decided = now;
           o.predicted_before = d.predicted_before;

@@ -9,7 +9,11 @@
 //   (rp_step_atom, int job, int64 step)      job -> replanner: steps done (after every step)
 //   (rp_ended_atom, int job, string why)     job -> replanner: it ended ("job a stopped early:
 //                                            ..."); a re-plan follows
-//   (rp_order_atom, StrategyOrder)           replanner -> job: switch before your next step
+//   (rp_order_atom, StrategyOrder)           replanner -> job: switch at a step boundary
+//   (rp_rejected_atom, int job, string rejected, int replicas, bool sharded, int micro_batches,
+//    int device_affinity)                    job -> replanner: the trial of `rejected` measured
+//                                            slower, the job is back on the strategy given;
+//                                            `rejected` is not ordered for it again
 //
 // Ends that arrive while a re-plan runs are handled together by the next one. A re-plan keeps
 // every job's shard count (the model is not cut again: the scheduler's per-job task estimates
@@ -38,6 +42,7 @@ using rp_step_atom = caf::atom_constant<caf::atom("rpstep")>;
 using rp_ended_atom = caf::atom_constant<caf::atom("rpended")>;
 using rp_order_atom = caf::atom_constant<caf::atom("rporder")>;
 using rp_now_atom = caf::atom_constant<caf::atom("rpnow")>;
+using rp_rejected_atom = caf::atom_constant<caf::atom("rprejected")>;
 
 struct ReplannerConfig {
   std::vector<PlanJob> jobs;         // per job of the run, in order (RunPlan::jobs)
@@ -46,6 +51,8 @@ struct ReplannerConfig {
   std::vector<JobStrategy> initial;  // the strategies the jobs start with (their JobSpecs)
   double min_gain = 0.05;
   double min_gain_seconds = 0.1;
+  // Each order is tried (StrategyOrder::trial_steps): a switch that measures slower is undone.
+  int trial_steps = 4;
   std::shared_ptr<Trace> trace;  // the run's clock
   std::shared_ptr<StrategyLog> log;
 };
@@ -53,6 +60,10 @@ struct ReplannerConfig {
 // A strategy a job switches to at its next step boundary (the shard count stays).
 struct StrategyOrder {
   JobStrategy strategy;
+  // 0: switch before the next step. n > 0: a trial (strategy_switch.hpp): time n steps with the
+  // current strategy, switch, time n more (after one warm-up step), and switch back when the new
+  // strategy's median step time is not lower (the simulator's prediction was wrong here).
+  int trial_steps = 0;
   std::string reason;
   double decided = 0;
   double predicted_before = 0, predicted_after = 0;

@@ -1,5 +1,8 @@
 #include "actors/strategy_switch.hpp"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "actors/job_actor.hpp"
 #include "actors/replica_set.hpp"
 
@@ -80,6 +83,80 @@ void switch_strategy(JobContext& job, const StrategyOrder& order) {
     c.predicted_before = order.predicted_before;
     c.predicted_after = order.predicted_after;
     p.setup.strategy_log->add(std::move(c));
+  }
+}
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+// switch_strategy, or a line on stderr when the job cannot run the strategy (nothing changed).
+bool try_switch(JobContext& job, const StrategyOrder& order) {
+  try {
+    switch_strategy(job, order);
+    return true;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "hydra: job %s keeps its strategy: %s\n", job.spec().name.c_str(),
+                 e.what());
+    return false;
+  }
+}
+
+std::string per_step(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f ms/step", 1e3 * seconds);
+  return buf;
+}
+
+}  // namespace
+
+void begin_step(JobContext& job) {
+  JobContext::Parts& p = job.parts();
+  if (!p.pending_strategy) return;
+  StrategyOrder order = std::move(*p.pending_strategy);
+  p.pending_strategy.reset();
+  StrategyTrial& t = p.trial;
+  t = StrategyTrial{};
+  if (order.trial_steps <= 0) {
+    try_switch(job, order);
+    return;
+  }
+  t.order = std::move(order);
+  t.phase = StrategyTrial::Phase::before;
+}
+
+void end_step(JobContext& job, double seconds) {
+  JobContext::Parts& p = job.parts();
+  StrategyTrial& t = p.trial;
+  const auto n = static_cast<std::size_t>(std::max(1, t.order.trial_steps));
+  if (t.phase == StrategyTrial::Phase::before) {
+    t.before.push_back(seconds);
+    if (t.before.size() < n) return;
+    t.previous = strategy_of(p.setup.spec, job.num_shards());
+    t.phase = try_switch(job, t.order) ? StrategyTrial::Phase::after : StrategyTrial::Phase::none;
+  } else if (t.phase == StrategyTrial::Phase::after) {
+    t.after.push_back(seconds);
+    if (t.after.size() < n + 1) return;  // the first step after the switch warms up
+    t.phase = StrategyTrial::Phase::none;
+    const double before = median(t.before);
+    const double after = median(std::vector<double>(t.after.begin() + 1, t.after.end()));
+    if (after < before) return;  // faster: kept
+    const std::string rejected = strategy_of(p.setup.spec, job.num_shards()).describe();
+    StrategyOrder back;
+    back.strategy = t.previous;
+    back.reason =
+        "measured " + per_step(after) + " with it, " + per_step(before) + " before: switched back";
+    back.decided = p.setup.trace ? p.setup.trace->now() : 0.0;
+    back.predicted_before = t.order.predicted_after;
+    back.predicted_after = t.order.predicted_before;
+    if (try_switch(job, back) && p.setup.replanner)
+      job.self()->send(p.setup.replanner, rp_rejected_atom::value, p.setup.index, rejected,
+                       t.previous.replicas, t.previous.sharded_data_parallel,
+                       t.previous.micro_batches, t.previous.device_affinity);
   }
 }
 

@@ -14,6 +14,8 @@
 // in-memory equivalent of saving a training state and resuming it with other strategy fields).
 // Prefetch hints still naming an old shard state never match a new task (the scheduler matches
 // by shard state), so nothing stale is loaded.
+#include <vector>
+
 #include "actors/replanner.hpp"
 #include "actors/training_program.hpp"
 
@@ -21,6 +23,22 @@ namespace hydra::actors {
 
 // The strategy `spec`'s fields describe, for a model cut into `shards` shards.
 JobStrategy strategy_of(const JobSpec& spec, int shards);
+
+// A switch on trial (StrategyOrder::trial_steps > 0): the step times before and after it.
+struct StrategyTrial {
+  enum class Phase { none, before, after } phase = Phase::none;
+  StrategyOrder order;
+  JobStrategy previous;               // the strategy to go back to
+  std::vector<double> before, after;  // seconds per step
+};
+
+// The job's next step starts: a pending order from the replanner switches now (trial_steps 0)
+// or starts a trial.
+void begin_step(JobContext& job);
+// The job finished a step of `seconds` (wall time): a trial switches after its `before` steps
+// and, after its `after` steps, switches back when the median step did not get faster (a
+// StrategyChange "measured ...: switched back", and the replanner is told).
+void end_step(JobContext& job, double seconds);
 
 // Switches the job to `order.strategy` (its shard count is ignored). Call only between steps.
 // Records a StrategyChange in the run's log and a trace event of kind "strategy" on the host

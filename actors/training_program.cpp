@@ -189,16 +189,10 @@ Task<TaskPtr> JobContext::update(int shard, double grad_scale) {
 }
 
 Task<double> JobContext::train_step(const Batch& batch) {
-  // A re-planned strategy takes effect here, between two steps (no task of the job in flight).
-  if (parts_.pending_strategy) {
-    const StrategyOrder order = std::move(*parts_.pending_strategy);
-    parts_.pending_strategy.reset();
-    try {
-      switch_strategy(*this, order);
-    } catch (const Error& e) {  // checked before anything changed: train on as before
-      std::fprintf(stderr, "hydra: job %s keeps its strategy: %s\n", spec().name.c_str(), e.what());
-    }
-  }
+  // A re-planned strategy takes effect here or after this step (a trial), between two steps (no
+  // task of the job in flight).
+  begin_step(*this);
+  const auto started = std::chrono::steady_clock::now();
   double loss = 0;
   if (spec().replicas > 1)
     loss = co_await data_parallel_step(*this, batch);
@@ -217,6 +211,8 @@ Task<double> JobContext::train_step(const Batch& batch) {
     self_->send(parts_.setup.replanner, rp_step_atom::value, parts_.setup.index, step_);
   if (spec().checkpoint_every > 0 && step_ % spec().checkpoint_every == 0) save_state();
   show_progress("running");
+  end_step(*this,
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   co_return loss;
 }
 

@@ -189,16 +189,29 @@ TEST_CASE("replan: a job stopped early gives the other job replicas at its next 
   CHECK(plain.report.replans == 0);
   std::printf("%s", format_strategy_changes(re.report.strategy_changes).c_str());
   CHECK(re.report.replans >= 1);
-  REQUIRE(re.report.strategy_changes.size() == 1);
-  const StrategyChange& c = re.report.strategy_changes[0];
+  // The switch is tried: after 4 steps timed with the old strategy b switches, and after 4 more
+  // (one warm-up step) it switches back if its median step did not get faster (on this tiny
+  // model the replicas' overhead may well outweigh the second device).
+  const std::vector<StrategyChange>& changes = re.report.strategy_changes;
+  REQUIRE(changes.size() >= 1);
+  REQUIRE(changes.size() <= 2);
+  const StrategyChange& c = changes[0];
   CHECK(c.job == "b");
   CHECK(c.from == "1 shard, device 1");
   CHECK(c.to.find("2 replicas") != std::string::npos);
   CHECK(c.reason.find("job a stopped early (test rule)") != std::string::npos);
-  CHECK(c.step >= 1);
+  CHECK(c.step >= 4);
   CHECK(c.step < 120);
   CHECK(c.applied >= c.decided);
   CHECK(c.predicted_after < 0.95 * c.predicted_before);
+  std::int64_t end = 120;  // the last step with replicas
+  if (changes.size() == 2) {
+    CHECK(changes[1].from == c.to);
+    CHECK(changes[1].to == c.from);
+    CHECK(changes[1].step == c.step + 5);
+    CHECK(changes[1].reason.find("switched back") != std::string::npos);
+    end = changes[1].step;
+  }
   // In the trace: the switch, then replica 1's tasks ("b/r1") and all-reduces, none before it.
   int switches = 0, replica_tasks = 0, allreduces = 0, early = 0;
   for (const TraceEvent& e : re.report.trace) {
@@ -209,9 +222,9 @@ TEST_CASE("replan: a job stopped early gives the other job replicas at its next 
     }
     if (e.kind == "allreduce" && e.job == "b") ++allreduces;
   }
-  CHECK(switches == 1);
-  CHECK(replica_tasks >= 2 * (120 - c.step));  // a forward and a backward per step at least
-  CHECK(allreduces == 120 - c.step);
+  CHECK(switches == static_cast<int>(changes.size()));
+  CHECK(replica_tasks >= 2 * (end - c.step));  // a forward and a backward per step at least
+  CHECK(allreduces == end - c.step);
   CHECK(early == 0);
   // Same training: after the switch each step's batch is split in two halves whose gradients
   // are averaged, so the sums run in another order (float rounding, ~1e-7 relative per step).
@@ -284,19 +297,22 @@ TEST_CASE("replan: decide_replan keeps shard counts and applies only a large eno
 
 TEST_CASE("replan: a strategy switch mid-run keeps the training of the plain run") {
   // 2 shards, AdamW (two state slots per parameter): plain for 3 steps, then 2 sharded replicas
-  // x 2 micro-batches (the optimizer state is scattered into slices), then 2 micro-batches on
-  // device 1 (gathered back), then plain again.
+  // x 2 micro-batches (the optimizer state is scattered into slices), then 2 plain replicas (the
+  // slices gathered, replica 1 copies replica 0's whole state), then 2 micro-batches on device 1
+  // (replica 1 dropped), then plain again.
   JobStrategy sharded;
   sharded.replicas = 2;
   sharded.sharded_data_parallel = true;
   sharded.micro_batches = 2;
+  JobStrategy replicated;
+  replicated.replicas = 2;
   JobStrategy pipelined;
   pipelined.micro_batches = 2;
   pipelined.device_affinity = 1;
   JobStrategy plain_strategy;
-  const JobSpec base = job("s", 12, 2, true);
+  const JobSpec base = job("s", 15, 2, true);
   const JobSpec switching =
-      with_switches(base, {{3, sharded}, {6, pipelined}, {9, plain_strategy}});
+      with_switches(base, {{3, sharded}, {6, replicated}, {9, pipelined}, {12, plain_strategy}});
   auto params = std::make_shared<std::map<std::string, std::vector<std::vector<float>>>>();
   auto plain_job = base;
   plain_job.on_finish = [params](Model& m) { (*params)["plain"] = values(m); };
@@ -309,27 +325,33 @@ TEST_CASE("replan: a strategy switch mid-run keeps the training of the plain run
   REQUIRE(switched.jobs[0].status == JobStatus::done);
   REQUIRE(plain.jobs[0].status == JobStatus::done);
   std::printf("%s", format_strategy_changes(switched.strategy_changes).c_str());
-  REQUIRE(switched.strategy_changes.size() == 3);
-  CHECK(switched.strategy_changes[0].from == "2 shards");
-  CHECK(switched.strategy_changes[0].to == "2 shards, 2 replicas (sharded), 2 micro-batches");
-  CHECK(switched.strategy_changes[0].step == 3);
-  CHECK(switched.strategy_changes[1].to == "2 shards, 2 micro-batches, device 1");
-  CHECK(switched.strategy_changes[2].to == "2 shards");
-  CHECK(switched.strategy_changes[2].step == 9);
-  // Steps 4-6 ran replica 1 (all-gathers of the sharded update), steps 7-9 only on device 1.
-  int allgathers = 0, replica_tasks = 0;
+  const std::vector<StrategyChange>& c = switched.strategy_changes;
+  REQUIRE(c.size() == 4);
+  CHECK(c[0].from == "2 shards");
+  CHECK(c[0].to == "2 shards, 2 replicas (sharded), 2 micro-batches");
+  CHECK(c[0].step == 3);
+  CHECK(c[1].to == "2 shards, 2 replicas");
+  CHECK(c[2].to == "2 shards, 2 micro-batches, device 1");
+  CHECK(c[3].to == "2 shards");
+  CHECK(c[3].step == 12);
+  // Steps 4-6 ran replica 1 sharded (all-gathers), 7-9 plain; steps 10-12 only on device 1.
+  int allgathers = 0, allreduces = 0, replica_tasks = 0;
   for (const TraceEvent& e : switched.trace) {
     if (e.kind == "allgather") ++allgathers;
+    if (e.kind == "allreduce") ++allreduces;
     if (e.job == "s/r1" && is_compute_kind(e.kind)) ++replica_tasks;
-    if (e.job == "s" && is_compute_kind(e.kind) && e.start > switched.strategy_changes[1].applied &&
-        e.end < switched.strategy_changes[2].applied)
+    if (e.job == "s" && is_compute_kind(e.kind) && e.start > c[2].applied && e.end < c[3].applied)
       CHECK(e.device == "cpu:1");
   }
   CHECK(allgathers == 3);
-  CHECK(replica_tasks == 3 * (2 * 2 * 2 + 2));  // per step 2 shards x 2 micro x fwd/bwd + 2 updates
+  CHECK(allreduces == 6);
+  // Per step of replica 1: sharded, 2 shards x 2 micro-batches x (forward, backward) + 2 updates;
+  // plain, 2 x (forward, backward) + 2 updates.
+  CHECK(replica_tasks == 3 * (2 * 2 * 2 + 2) + 3 * (2 * 2 + 2));
   // Equal up to float rounding: micro-batches and replicas sum the batch's gradients in another
   // order (parameters matched the plain run to 2e-5 after 13 steps in test_parallel_strategies;
-  // AdamW normalises the update, so rounding differences stay of the order of lr x 1e-4).
+  // AdamW normalises the update, so rounding differences stay of the order of lr x 1e-4). A
+  // replica that started without replica 0's AdamW state would differ by ~lr = 1e-2.
   const double d = max_diff(params->at("plain"), params->at("switched"));
   std::printf("s: max |param difference| switching vs plain %.3g\n", d);
   CHECK(d < 2e-5);
