@@ -168,11 +168,11 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
               r.samples_per_second =
                   r.seconds > 0 ? static_cast<double>(parts->samples) / r.seconds : 0.0;
               ctx->show_progress(job_status_name(r.status));
+              std::vector<caf::actor> children;
               for (auto& replica : parts->replicas)
                 for (auto& a : replica.shards)
-                  self->send_exit(a, caf::exit_reason::user_shutdown);
-              if (parts->optimizer)
-                self->send_exit(parts->optimizer, caf::exit_reason::user_shutdown);
+                  children.push_back(a);
+              if (parts->optimizer) children.push_back(parts->optimizer);
               // Release the job's shard state and model (home memory) now, not at the end of
               // the run: a stopped or failed job gives its memory to the jobs still training.
               parts->replicas.clear();
@@ -180,19 +180,38 @@ caf::behavior job_actor(caf::event_based_actor* self, JobSetup setup) {
               parts->optimizer = caf::actor{};
               parts->states.clear();
               parts->model.reset();
-              if (parts->setup.early_stopping)
-                self->send(parts->setup.early_stopping, es_ended_atom::value, r.name);
-              if (parts->setup.replanner) {
-                std::string why = "job " + r.name;
-                if (r.status == JobStatus::stopped)
-                  why += " stopped early (" + r.stop_reason + ")";
-                else if (r.status == JobStatus::failed)
-                  why += " failed";
-                else
-                  why += " finished";
-                self->send(parts->setup.replanner, rp_ended_atom::value, parts->setup.index, why);
+              // The job ends (for the early-stopping rule, the replanner and the runtime) once
+              // its shard and optimizer actors are gone: they hold the shard state until their
+              // behaviour is destroyed, which happens on their own thread after the exit.
+              auto finish = [self, parts, rp]() mutable {
+                const JobResult& r = parts->result;
+                if (parts->setup.early_stopping)
+                  self->send(parts->setup.early_stopping, es_ended_atom::value, r.name);
+                if (parts->setup.replanner) {
+                  std::string why = "job " + r.name;
+                  if (r.status == JobStatus::stopped)
+                    why += " stopped early (" + r.stop_reason + ")";
+                  else if (r.status == JobStatus::failed)
+                    why += " failed";
+                  else
+                    why += " finished";
+                  self->send(parts->setup.replanner, rp_ended_atom::value, parts->setup.index, why);
+                }
+                rp.deliver(r);
+              };
+              if (children.empty()) {
+                finish();
+                return;
               }
-              rp.deliver(r);
+              auto left = std::make_shared<std::size_t>(children.size());
+              auto end = std::make_shared<decltype(finish)>(std::move(finish));
+              self->set_down_handler([left, end](caf::down_msg&) {
+                if (--*left == 0) (*end)();
+              });
+              for (const caf::actor& a : children) {
+                self->monitor(a);
+                self->send_exit(a, caf::exit_reason::user_shutdown);
+              }
             });
         return rp;
       },
