@@ -32,6 +32,7 @@
 
 #include "actors/checkpoint.hpp"
 #include "actors/cluster/link_stats.hpp"
+#include "actors/cluster/tls_files.hpp"
 #include "actors/job_spec.hpp"
 #include "actors/messages.hpp"
 #include "actors/strategy_change.hpp"
@@ -77,6 +78,11 @@ struct RuntimeOptions {
   // both ways; see actors/cluster/protocol.hpp).
   std::vector<std::string> nodes;
   std::string node_secret;
+  // Mutual TLS on the node links (CAF's OpenSSL module; README "Several machines"): this
+  // coordinator's certificate and key, and the CA that signed the nodes' certificates. Nodes
+  // started with TLS (`hydra node --tls-*`) take only coordinators whose certificate that CA
+  // signed; the shared-secret handshake runs inside the TLS link as before. Empty: plain TCP.
+  TlsFiles node_tls;
   double node_timeout_seconds = 10;  // per handshake step
   // A link that carried nothing for this long is declared dead (CAF's middleman.connection-timeout;
   // heartbeats go every timeout / 15, so a live but idle link never trips it). Its tasks go back

@@ -7,6 +7,7 @@
 
 #include "actors/cluster/protocol.hpp"
 #include "actors/cluster/remote_device.hpp"
+#include "actors/cluster/tls.hpp"
 #include "actors/data_cache.hpp"
 #include "actors/device_actor.hpp"
 #include "actors/early_stopping_actor.hpp"
@@ -129,6 +130,9 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
     check(options.node_link_timeout_seconds >= 0.1,
           "RuntimeOptions: node_link_timeout_seconds must be at least 0.1 (got " +
               std::to_string(options.node_link_timeout_seconds) + ")");
+  check(!options.node_tls.enabled() || !options.nodes.empty(),
+        "RuntimeOptions: node_tls is set but no nodes are given");
+  cluster::check_tls(options.node_tls, "RuntimeOptions: node_tls");
   if (!options.nodes.empty())
     for (const JobSpec& j : jobs)
       check(!j.model_spec.empty(),
@@ -147,6 +151,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
       cfg.load<caf::io::middleman>();
       cfg.set("middleman.app-identifiers", std::vector<std::string>{cluster::app_identifier});
       cluster::set_link_timeout(cfg, options.node_link_timeout_seconds);
+      if (options.node_tls.enabled()) cluster::use_tls(cfg, options.node_tls);
     }
     caf::actor_system sys{cfg};
     // Cluster nodes: the handshake, then one proxy per remote device after the local devices.

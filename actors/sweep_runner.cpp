@@ -140,6 +140,7 @@ SweepRun execute(const std::string& dir, SweepPlan plan, bool resume,
   ro.nodes = sweep_nodes(plan.file, options.nodes, options.node_secret);
   ro.node_secret = options.node_secret;
   ro.node_link_timeout_seconds = options.node_link_timeout_seconds;
+  ro.node_tls = options.node_tls;
   ro.out_dir = dir;
   ro.on_job_end = [dir](const JobResult& r) {
     write_text(result_path(dir, r.name), sweep::job_result_to_json(r));

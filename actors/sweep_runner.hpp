@@ -30,6 +30,7 @@ struct SweepRunOptions {
   std::vector<std::string> nodes;
   std::string node_secret;
   double node_link_timeout_seconds = 3;  // RuntimeOptions::node_link_timeout_seconds
+  TlsFiles node_tls;                     // RuntimeOptions::node_tls
   // Plan the jobs' strategies before training (plan_run: each distinct shard measured once) and
   // run with them (`hydra run --plan`); with `replan`, the jobs still training are re-planned
   // whenever jobs end (RuntimeOptions::replan). Not with cluster nodes.

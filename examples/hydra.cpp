@@ -27,7 +27,7 @@ using namespace hydra;
 namespace {
 
 struct RunFlags {
-  std::string out, nodes, node_secret_file;
+  std::string out, nodes, node_secret_file, node_tls_cert, node_tls_key, node_tls_ca;
   bool quick = false, no_progress = false, dry_run = false, plan = false, no_replan = false;
   double node_link_timeout = 3;
 };
@@ -147,10 +147,20 @@ void add_cluster_flags(examples::Flags& f, RunFlags& o) {
   f.add_double("--node-link-timeout", &o.node_link_timeout, 0.1, 3600, "SECONDS",
                "a node link silent this long is declared dead and its tasks run elsewhere "
                "(default 3)");
+  f.add_string("--node-tls-cert", &o.node_tls_cert, "PATH",
+               "mutual TLS with the nodes (with --node-tls-key and --node-tls-ca): this "
+               "coordinator's certificate (PEM)");
+  f.add_string("--node-tls-key", &o.node_tls_key, "PATH", "its private key (PEM, unencrypted)");
+  f.add_string("--node-tls-ca", &o.node_tls_ca, "PATH",
+               "the CA certificate (PEM) that signed the nodes' certificates");
 }
 
 void set_cluster(SweepRunOptions& ro, const RunFlags& o) {
   ro.node_link_timeout_seconds = o.node_link_timeout;
+  ro.node_tls = {o.node_tls_cert, o.node_tls_key, o.node_tls_ca};
+  if (ro.node_tls.enabled() &&
+      (o.node_tls_cert.empty() || o.node_tls_key.empty() || o.node_tls_ca.empty()))
+    throw examples::UsageError("--node-tls-cert, --node-tls-key and --node-tls-ca go together");
   if (o.nodes.empty()) {
     // A sweep file may name its nodes ("devices.kind": "nodes"): read a secret if one is given.
     if (!o.node_secret_file.empty() || std::getenv("HYDRA_NODE_SECRET") != nullptr)
@@ -278,7 +288,9 @@ const Command kCommands[] = {
      cmd_explain},
     {"resume", "resume DIR [--no-progress] [--nodes ...]",
      "continue an interrupted sweep in its directory", cmd_resume},
-    {"node", "node [--listen HOST:PORT] [--secret-file PATH] [--devices N]",
+    {"node",
+     "node [--listen HOST:PORT] [--secret-file PATH] [--devices N] [--tls-cert PATH --tls-key "
+     "PATH --tls-ca PATH]",
      "host this machine's devices for coordinators (hydra run FILE --nodes HOST:PORT,...)",
      cmd_node},
 };

@@ -47,7 +47,7 @@ inline std::vector<std::string> split_nodes(const std::string& list) {
 inline int node_main(const char* program, int argc, char** argv) {
   struct Options {
     std::string listen = "127.0.0.1:0";
-    std::string secret_file;
+    std::string secret_file, tls_cert, tls_key, tls_ca;
     long long devices = 1;
     long long device_memory_mib = 0;
     double exit_after = 0;
@@ -62,6 +62,12 @@ inline int node_main(const char* program, int argc, char** argv) {
                  "free port, printed)");
     f.add_string("--secret-file", &o.secret_file, "PATH",
                  "file holding the shared secret (default: $HYDRA_NODE_SECRET)");
+    f.add_string("--tls-cert", &o.tls_cert, "PATH",
+                 "mutual TLS (with --tls-key and --tls-ca): this node's certificate (PEM); the "
+                 "port then speaks TLS only");
+    f.add_string("--tls-key", &o.tls_key, "PATH", "its private key (PEM, unencrypted)");
+    f.add_string("--tls-ca", &o.tls_ca, "PATH",
+                 "the CA certificate (PEM) that must have signed a coordinator's certificate");
     f.add_int("--devices", &o.devices, 1, 64, "N", "virtual CPU devices cpu:0..N-1 to host");
     f.add_int("--device-memory", &o.device_memory_mib, 0, 1 << 20, "MiB",
               "memory budget of every device (0: unlimited)");
@@ -87,6 +93,9 @@ inline int node_main(const char* program, int argc, char** argv) {
       throw UsageError("--listen: port must be in [0, 65535], got '" + port + "'");
     n.port = static_cast<std::uint16_t>(p);
     n.secret = read_node_secret(o.secret_file, "--secret-file");
+    n.tls = {o.tls_cert, o.tls_key, o.tls_ca};
+    if (n.tls.enabled() && (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty()))
+      throw UsageError("--tls-cert, --tls-key and --tls-ca go together");
     n.devices.clear();
     for (long long i = 0; i < o.devices; ++i)
       n.devices.push_back({hydra::Device::cpu(static_cast<int>(i)),

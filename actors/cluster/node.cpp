@@ -1,6 +1,7 @@
 #include "actors/cluster/node.hpp"
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -11,6 +12,7 @@
 
 #include "actors/cluster/protocol.hpp"
 #include "actors/cluster/remote_task.hpp"
+#include "actors/cluster/tls.hpp"
 #include "actors/cluster/wire.hpp"
 #include "kernels/core/memory_pool.hpp"
 
@@ -215,6 +217,8 @@ void run_node(const NodeOptions& options, std::FILE* log_file) {
   check(!options.secret.empty(), "node: the shared secret must not be empty");
   check(!options.devices.empty(), "node: no devices");
   check(options.link_timeout_seconds >= 0.1, "node: the link timeout must be at least 0.1 s");
+  check_tls(options.tls, "node");
+  const bool tls = options.tls.enabled();
   auto log = std::make_shared<Log>(log_file);
   std::set<Device> cpus;
   Writer desc;
@@ -235,6 +239,7 @@ void run_node(const NodeOptions& options, std::FILE* log_file) {
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.app-identifiers", std::vector<std::string>{app_identifier});
   set_link_timeout(cfg, options.link_timeout_seconds);
+  if (tls) use_tls(cfg, options.tls);
   caf::actor_system sys{cfg};
   auto st = std::make_shared<NodeState>();
   st->secret = options.secret;
@@ -247,7 +252,8 @@ void run_node(const NodeOptions& options, std::FILE* log_file) {
                                                    static_cast<int>(i), log, st->cancelled.back()));
   }
   auto node = sys.spawn(node_actor, st);
-  auto port = sys.middleman().publish(node, options.port, options.host.c_str(), true);
+  auto port = tls ? caf::openssl::publish(node, options.port, options.host.c_str(), true)
+                  : sys.middleman().publish(node, options.port, options.host.c_str(), true);
   if (!port) {
     for (auto& w : st->workers)
       caf::anon_send(w, actors::stop_atom::value);
@@ -255,8 +261,8 @@ void run_node(const NodeOptions& options, std::FILE* log_file) {
     throw Error("node: cannot listen on " + options.host + ":" + std::to_string(options.port) +
                 ": " + sys.render(port.error()));
   }
-  std::printf("hydra node listening on %s:%u (%zu devices)\n", options.host.c_str(),
-              static_cast<unsigned>(*port), options.devices.size());
+  std::printf("hydra node listening on %s:%u (%zu devices%s)\n", options.host.c_str(),
+              static_cast<unsigned>(*port), options.devices.size(), tls ? ", mutual TLS" : "");
   std::fflush(stdout);
   {
     caf::scoped_actor self{sys};

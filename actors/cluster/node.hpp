@@ -23,6 +23,10 @@ struct NodeOptions {
   std::string host = "127.0.0.1";  // loopback unless told otherwise ("0.0.0.0": all interfaces)
   std::uint16_t port = 0;          // 0: the OS picks a free port (printed)
   std::string secret;              // shared with the coordinator; must not be empty
+  // Mutual TLS (actors/cluster/tls.hpp): the node's certificate and key, and the CA whose
+  // signature a coordinator's certificate must carry. Set: the port speaks TLS only, and a peer
+  // without such a certificate is disconnected before CAF's protocol parser reads anything.
+  TlsFiles tls;
   std::vector<DeviceSpec> devices = {{Device::cpu(0), 0}};
   // A coordinator link that carried nothing for this long is closed (the coordinator's side
   // does the same with RuntimeOptions::node_link_timeout_seconds); see set_link_timeout.
@@ -33,7 +37,8 @@ struct NodeOptions {
   int crash_after_tasks = 0;
 };
 
-// Publishes the node, prints "hydra node listening on HOST:PORT (N devices)" to stdout (flushed)
+// Publishes the node, prints "hydra node listening on HOST:PORT (N devices)" (", mutual TLS" after
+// "devices" with TLS) to stdout (flushed)
 // and serves until exit_after_seconds pass (forever when 0). Throws hydra::Error for bad options
 // or when the port cannot be bound.
 void run_node(const NodeOptions& options, std::FILE* log = stderr);

@@ -1,6 +1,7 @@
 #include "actors/cluster/remote_device.hpp"
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include <cerrno>
 #include <cstdlib>
@@ -35,10 +36,13 @@ NodeLink connect_node(caf::actor_system& sys, const std::string& address, const 
   caf::scoped_actor self{sys};
   // The middleman's connect, bounded by `timeout` (middleman().remote_actor waits forever, e.g. on
   // a link that accepts the connection and then goes silent).
+  // With CAF's OpenSSL module loaded (cluster::use_tls), the link is mutual TLS.
+  const bool tls = sys.has_openssl_manager();
   NodeLink link;
   link.address = address;
   std::string unreachable;
-  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+  self->request(tls ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle(),
+                timeout, caf::connect_atom::value, host, port)
       .receive(
           [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
             if (ptr)
@@ -47,7 +51,12 @@ NodeLink connect_node(caf::actor_system& sys, const std::string& address, const 
               unreachable = "no node actor on that port";
           },
           [&](caf::error& e) { unreachable = sys.render(e); });
-  if (!link.node) throw Error("node " + address + ": cannot connect: " + unreachable);
+  if (!link.node)
+    throw Error("node " + address + ": cannot connect: " + unreachable +
+                (tls ? " (TLS: the node must run with TLS and have a certificate signed by "
+                       "node_tls.ca, and its CA must have signed node_tls.certificate)"
+                     : " (a node started with TLS, `hydra node --tls-*`, takes only "
+                       "coordinators with node_tls / --node-tls-*)"));
   const std::string cn = random_bytes(nonce_bytes);
   std::string nn, failure;
   // Every handshake reply is (atom, string, string); refused_atom carries the reason.
