@@ -2,7 +2,9 @@
 // local and remote devices match a one-process run bitwise, a node killed (SIGKILL) mid-run loses
 // no job, a link reset or gone silent under a running node (through a relay the test controls,
 // tests/tcp_relay.hpp) loses no job and the node rejoins when the link is back, a proxy applies
-// each result once, a wrong secret is refused, and garbage or forged messages are survived. Every
+// each result once, a wrong secret is refused, garbage or forged messages are survived, and nodes
+// with mutual TLS train the same, refuse coordinators without a certificate from their CA, and
+// never parse a plain peer's bytes (a BASP header announcing 1 GiB leaves them unmoved). Every
 // wait is bounded; every node process gets --exit-after so none outlives the test binary long.
 #include <doctest/doctest.h>
 
@@ -17,6 +19,7 @@
 
 #include <atomic>
 #include <caf/io/all.hpp>
+#include <caf/io/basp/header.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -30,6 +33,7 @@
 #include "actors/cluster/protocol.hpp"
 #include "actors/cluster/remote_device.hpp"
 #include "actors/cluster/remote_task.hpp"
+#include "actors/cluster/tls.hpp"
 #include "actors/cluster/wire.hpp"
 #include "actors/hydra.hpp"
 #include "kernels/layers/all.hpp"
@@ -117,6 +121,7 @@ class NodeProcess {
 
   std::string address() const { return host_ + ":" + std::to_string(port_); }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   // Whether the process is still running (reaps it when it ended).
   bool alive() {
     if (pid_ <= 0) return false;
@@ -773,6 +778,246 @@ TEST_CASE("cluster: garbage bytes and forged messages are refused and the node k
   CHECK(r.links.at(0).tasks > 0);
 }
 
+namespace {
+
+// A throwaway PKI made with the openssl program in a temp dir: CAs "ca" and "other-ca"; "node" and
+// "coordinator" signed by "ca", "stranger" by "other-ca" (P-256 keys, valid 2 days). ok() is false
+// (why()) when the program is missing or fails.
+class TestPki {
+ public:
+  TestPki() {
+    dir_ = (std::filesystem::temp_directory_path() /
+            (std::string("hydra_test_pki_") + std::to_string(::getpid())))
+               .string();
+    std::filesystem::create_directories(dir_);
+    if (!sh("openssl version")) {
+      why_ = "no openssl program (apt-get install openssl)";
+      return;
+    }
+    ok_ = ca("ca") && ca("other-ca") && issue("node", "ca") && issue("coordinator", "ca") &&
+          issue("stranger", "other-ca");
+    if (!ok_) why_ = "the openssl program failed to make certificates";
+  }
+  ~TestPki() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  TestPki(const TestPki&) = delete;
+  TestPki& operator=(const TestPki&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& why() const { return why_; }
+  // `name`'s certificate and key, trusting `ca`.
+  TlsFiles files(const std::string& name, const std::string& ca = "ca") const {
+    return {path(name + ".pem"), path(name + ".key"), path(ca + ".pem")};
+  }
+  // The node's flags for files(name, ca).
+  std::vector<std::string> node_flags(const std::string& name, const std::string& ca = "ca") const {
+    const TlsFiles f = files(name, ca);
+    return {"--tls-cert", f.certificate, "--tls-key", f.key, "--tls-ca", f.ca};
+  }
+
+ private:
+  std::string path(const std::string& file) const { return dir_ + "/" + file; }
+  static bool sh(const std::string& cmd) {
+    return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+  }
+  bool ca(const std::string& name) const {
+    return sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+        "-subj '/CN=hydra test " +
+        name + "' -keyout " + path(name + ".key") + " -out " + path(name + ".pem"));
+  }
+  bool issue(const std::string& name, const std::string& ca) const {
+    return sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "
+              "'/CN=hydra test " +
+              name + "' -keyout " + path(name + ".key") + " -out " + path(name + ".csr")) &&
+           sh(std::string("openssl x509 -req -days 2 -in ") + path(name + ".csr") + " -CA " +
+              path(ca + ".pem") + " -CAkey " + path(ca + ".key") + " -CAcreateserial -out " +
+              path(name + ".pem"));
+  }
+  std::string dir_, why_;
+  bool ok_ = false;
+};
+
+// Connects to `address` as a coordinator would (with `tls` when enabled, unchecked, so a
+// certificate from another CA can be offered) and runs the handshake; "" when it succeeded, else
+// the error.
+std::string try_join(const std::string& address, const TlsFiles& tls, double timeout_seconds) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{cluster::app_identifier});
+  if (tls.enabled()) cluster::use_tls(cfg, tls);
+  caf::actor_system sys{cfg};
+  try {
+    cluster::NodeLink link = cluster::connect_node(
+        sys, address, secret,
+        std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000)));
+    return link.devices.empty() ? "no devices" : "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+// The resident memory of process `pid` in MiB (VmRSS), -1 when unknown.
+double resident_mib(pid_t pid) {
+  std::string status = "/proc/";
+  status += std::to_string(pid);
+  status += "/status";
+  std::ifstream in(status);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  return -1;
+}
+
+// A plain TCP connection to 127.0.0.1:`port` that sends one BASP header (caf/io/basp/header.hpp:
+// operation, 2 padding bytes, flags, payload length, operation data, source and destination actor,
+// big-endian, 32 bytes) of a valid client handshake announcing a payload of `payload` bytes, and
+// keeps the connection open; returns the socket.
+int send_big_header(int port, std::uint32_t payload) {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(s >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  unsigned char h[32] = {};
+  h[0] = 0x01;  // client_handshake: valid with zero actors and any operation data
+  for (int i = 0; i < 4; ++i)
+    h[4 + i] = static_cast<unsigned char>(payload >> (24 - 8 * i));
+  static_assert(sizeof h == caf::io::basp::header_size);
+  REQUIRE(::send(s, h, sizeof h, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof h));
+  return s;
+}
+
+// Whether the peer closed socket `s` within `seconds`.
+bool closed_by_peer(int s, double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{s, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(s, buf, sizeof buf, 0);
+    if (n <= 0) return true;  // bytes a TLS server may send before closing are read and dropped
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("cluster: jobs trained over mutual TLS match one process bitwise") {
+  TestPki pki;
+  if (!pki.ok()) {
+    MESSAGE("HYDRA-SKIP: " << pki.why());
+    return;
+  }
+  const Params want = reference();
+  NodeProcess node("tls", pki.node_flags("node"));
+  RuntimeOptions o = cluster_options({node.address()}, true);
+  o.node_tls = pki.files("coordinator");
+  Params got;
+  RunReport r = run_jobs(got, o);
+  check_same(got, want);
+  REQUIRE(r.links.size() == 1);
+  CHECK(r.links[0].tasks > 0);  // the node ran shard tasks over the TLS link
+  CHECK(node.alive());
+}
+
+TEST_CASE("cluster: a TLS node refuses coordinators without a certificate from its CA") {
+  TestPki pki;
+  if (!pki.ok()) {
+    MESSAGE("HYDRA-SKIP: " << pki.why());
+    return;
+  }
+  NodeProcess node("tls-refuse", pki.node_flags("node"));
+  // A certificate from another CA, the node's CA trusted: only the node can refuse it.
+  std::string error = try_join(node.address(), pki.files("stranger", "ca"), 5);
+  CHECK_MESSAGE(error.find("cannot connect") != std::string::npos, error);
+  CHECK_MESSAGE(error.find("TLS") != std::string::npos, error);
+  // Another CA on both counts (through run(): the coordinator's files check out by themselves).
+  RuntimeOptions o = cluster_options({node.address()}, false);
+  o.node_tls = pki.files("stranger", "other-ca");
+  o.node_timeout_seconds = 5;
+  Params got;
+  std::mutex mu;
+  error.clear();
+  try {
+    run(cluster_jobs(got, mu), o);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  CHECK_MESSAGE(error.find("cannot connect") != std::string::npos, error);
+  CHECK(got.empty());
+  // No TLS at all: the node never answers a plain BASP peer; the connect times out.
+  o.node_tls = {};
+  o.node_timeout_seconds = 2;
+  error.clear();
+  try {
+    run(cluster_jobs(got, mu), o);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  CHECK_MESSAGE(error.find("cannot connect") != std::string::npos, error);
+  CHECK_MESSAGE(error.find("--node-tls") != std::string::npos, error);
+  CHECK(got.empty());
+  CHECK(node.log_count(" joined") == 0);  // none of them reached the shared-secret handshake
+  // The coordinator's own files are checked before anything connects.
+  o.node_tls = pki.files("stranger", "ca");
+  CHECK_THROWS_WITH_AS(run(cluster_jobs(got, mu), o),
+                       doctest::Contains("does not verify against the CA"), Error);
+  o.node_tls = {pki.files("coordinator").certificate, "", ""};
+  CHECK_THROWS_WITH_AS(run(cluster_jobs(got, mu), o),
+                       doctest::Contains("TLS needs a certificate, a key and a CA file"), Error);
+  o.node_tls = pki.files("coordinator");
+  o.node_tls.key = pki.files("node").key;
+  CHECK_THROWS_WITH_AS(run(cluster_jobs(got, mu), o),
+                       doctest::Contains("does not belong to the certificate"), Error);
+  // The node keeps serving a coordinator with the right certificate.
+  REQUIRE(node.alive());
+  CHECK(try_join(node.address(), pki.files("coordinator"), 10).empty());
+  CHECK(node.log_contains(" joined"));
+}
+
+TEST_CASE("cluster: a BASP header announcing 1 GiB from a plain peer leaves a TLS node unmoved") {
+  TestPki pki;
+  if (!pki.ok()) {
+    MESSAGE("HYDRA-SKIP: " << pki.why());
+    return;
+  }
+  const std::uint32_t payload = 1u << 30;
+  // Without TLS, CAF 0.17's BASP parser allocates (and zeroes) the announced payload at once: the
+  // header is right when the plain node grows by more than half of it (within 10 s).
+  double plain_rise = 0;
+  {
+    NodeProcess plain("bigheader-plain");
+    const double before = resident_mib(plain.pid());
+    REQUIRE(before > 0);
+    const int s = send_big_header(plain.port(), payload);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (plain_rise < 512 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      plain_rise = resident_mib(plain.pid()) - before;
+    }
+    ::close(s);
+    CHECK_MESSAGE(plain_rise > 512, "plain node grew by " << plain_rise << " MiB");
+  }
+  // With TLS, the same bytes are a malformed TLS record: the node closes the connection and
+  // BASP never sees them.
+  NodeProcess node("bigheader-tls", pki.node_flags("node"));
+  const double before = resident_mib(node.pid());
+  REQUIRE(before > 0);
+  const int s = send_big_header(node.port(), payload);
+  CHECK(closed_by_peer(s, 10));
+  ::close(s);
+  const double tls_rise = resident_mib(node.pid()) - before;
+  CHECK_MESSAGE(tls_rise < 200, "TLS node grew by " << tls_rise << " MiB");
+  MESSAGE("resident memory after one BASP header announcing 1 GiB: plain node +"
+          << plain_rise << " MiB, TLS node +" << tls_rise << " MiB");
+  REQUIRE(node.alive());
+  CHECK(try_join(node.address(), pki.files("coordinator"), 10).empty());
+}
+
 TEST_CASE("cluster: bad node options are refused with clear errors") {
   RuntimeOptions o;
   o.nodes = {"no-port-here"};
@@ -783,6 +1028,12 @@ TEST_CASE("cluster: bad node options are refused with clear errors") {
   o.nodes = {"127.0.0.1:1"};
   o.node_secret = "";
   CHECK_THROWS_WITH_AS(run(cluster_jobs(p, mu), o), doctest::Contains("node_secret"), Error);
+  o.node_secret = secret;
+  o.node_tls = {"/nonexistent/c.pem", "/nonexistent/c.key", "/nonexistent/ca.pem"};
+  CHECK_THROWS_WITH_AS(run(cluster_jobs(p, mu), o),
+                       doctest::Contains("cannot read the TLS certificate file"), Error);
+  o.nodes.clear();
+  CHECK_THROWS_WITH_AS(run(cluster_jobs(p, mu), o), doctest::Contains("no nodes are given"), Error);
 }
 
 TEST_CASE("model spec: names zoo models and refuses malformed specs") {
