@@ -1,6 +1,10 @@
 #pragma once
-// Helpers for the tests that run jobs: a separable synthetic classification task and a base for
-// identity layers that observe or break a run (count models, inject failures).
+// Helpers for the tests that run jobs: a separable synthetic classification task, a base for
+// identity layers that observe or break a run (count models, inject failures), virtual CPU
+// devices, and parameter snapshots compared across runs.
+#include <doctest/doctest.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -49,5 +53,34 @@ class IdentityLayer : public Layer {
   std::size_t stash_bytes(const Shape&, DType) const override { return 0; }
   void reset_parameters(std::uint64_t) override {}
 };
+
+// n virtual CPU devices of 64 MiB each.
+inline RuntimeOptions cpu_devices(int n) {
+  RuntimeOptions o;
+  for (int i = 0; i < n; ++i)
+    o.devices.push_back({Device::cpu(i), 64 << 20});
+  return o;
+}
+
+// Every parameter's values, in the model's order.
+inline std::vector<std::vector<float>> parameter_values(Model& m) {
+  std::vector<std::vector<float>> out;
+  for (Parameter* p : m.parameters())
+    out.push_back(p->value.to_floats());
+  return out;
+}
+
+// Largest |a - b| over all parameters (the same shapes required).
+inline double max_diff(const std::vector<std::vector<float>>& a,
+                       const std::vector<std::vector<float>>& b) {
+  REQUIRE(a.size() == b.size());
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].size() == b[i].size());
+    for (std::size_t k = 0; k < a[i].size(); ++k)
+      d = std::max(d, std::fabs(static_cast<double>(a[i][k]) - b[i][k]));
+  }
+  return d;
+}
 
 }  // namespace hydra::test

@@ -28,6 +28,10 @@ using namespace hydra;
 
 namespace {
 
+using test::cpu_devices;
+using test::max_diff;
+using test::parameter_values;
+
 // A 4-layer MLP job on the teacher data; `shards` > 0 forces the cut.
 JobSpec job(const std::string& name, std::size_t shards, bool adamw = false,
             std::int64_t width = 48) {
@@ -45,33 +49,6 @@ JobSpec job(const std::string& name, std::size_t shards, bool adamw = false,
   j.seed = 5;
   j.shards = shards;
   return j;
-}
-
-RuntimeOptions cpu_devices(int n) {
-  RuntimeOptions o;
-  for (int i = 0; i < n; ++i)
-    o.devices.push_back({Device::cpu(i), 64 << 20});
-  return o;
-}
-
-std::vector<std::vector<float>> values(Model& m) {
-  std::vector<std::vector<float>> out;
-  for (Parameter* p : m.parameters())
-    out.push_back(p->value.to_floats());
-  return out;
-}
-
-// Largest |a - b| over all parameters.
-double max_diff(const std::vector<std::vector<float>>& a,
-                const std::vector<std::vector<float>>& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    REQUIRE(a[i].size() == b[i].size());
-    for (std::size_t k = 0; k < a[i].size(); ++k)
-      d = std::max(d, std::fabs(static_cast<double>(a[i][k]) - b[i][k]));
-  }
-  return d;
 }
 
 bool is_task(const TraceEvent& e) {
@@ -97,7 +74,7 @@ struct Outcome {
 };
 Outcome run_alone(JobSpec j) {
   auto params = std::make_shared<std::vector<std::vector<float>>>();
-  j.on_finish = [params](Model& m) { *params = values(m); };
+  j.on_finish = [params](Model& m) { *params = parameter_values(m); };
   RunReport r = run({j}, cpu_devices(2));
   REQUIRE(r.jobs.size() == 1);
   INFO(r.jobs[0].error);

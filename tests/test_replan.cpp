@@ -23,6 +23,10 @@ using namespace hydra;
 
 namespace {
 
+using test::cpu_devices;
+using test::max_diff;
+using test::parameter_values;
+
 // A 4-layer MLP on the teacher data (batch 32, SGD with momentum or AdamW: both keep optimizer
 // state that a switch must carry over).
 JobSpec job(const std::string& name, std::int64_t steps, std::size_t shards, bool adamw = false) {
@@ -40,32 +44,6 @@ JobSpec job(const std::string& name, std::int64_t steps, std::size_t shards, boo
   j.seed = 5;
   j.shards = shards;
   return j;
-}
-
-RuntimeOptions cpu_devices(int n) {
-  RuntimeOptions o;
-  for (int i = 0; i < n; ++i)
-    o.devices.push_back({Device::cpu(i), 64 << 20});
-  return o;
-}
-
-std::vector<std::vector<float>> values(Model& m) {
-  std::vector<std::vector<float>> out;
-  for (Parameter* p : m.parameters())
-    out.push_back(p->value.to_floats());
-  return out;
-}
-
-double max_diff(const std::vector<std::vector<float>>& a,
-                const std::vector<std::vector<float>>& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    REQUIRE(a[i].size() == b[i].size());
-    for (std::size_t k = 0; k < a[i].size(); ++k)
-      d = std::max(d, std::fabs(static_cast<double>(a[i][k]) - b[i][k]));
-  }
-  return d;
 }
 
 // A plan by hand (no measuring, so the re-planner's choice is the same on every machine): each
@@ -134,7 +112,7 @@ Outcome run_pair(bool replan, std::int64_t b_steps, bool adamw) {
   jobs[1].device_affinity = 1;
   auto params = std::make_shared<std::map<std::string, std::vector<std::vector<float>>>>();
   for (JobSpec& j : jobs)
-    j.on_finish = [params, name = j.name](Model& m) { (*params)[name] = values(m); };
+    j.on_finish = [params, name = j.name](Model& m) { (*params)[name] = parameter_values(m); };
   RuntimeOptions o = cpu_devices(2);
   o.plan = hand_plan(jobs, 1);
   o.replan.enabled = replan;
@@ -315,9 +293,9 @@ TEST_CASE("replan: a strategy switch mid-run keeps the training of the plain run
       with_switches(base, {{3, sharded}, {6, replicated}, {9, pipelined}, {12, plain_strategy}});
   auto params = std::make_shared<std::map<std::string, std::vector<std::vector<float>>>>();
   auto plain_job = base;
-  plain_job.on_finish = [params](Model& m) { (*params)["plain"] = values(m); };
+  plain_job.on_finish = [params](Model& m) { (*params)["plain"] = parameter_values(m); };
   auto switched_job = switching;
-  switched_job.on_finish = [params](Model& m) { (*params)["switched"] = values(m); };
+  switched_job.on_finish = [params](Model& m) { (*params)["switched"] = parameter_values(m); };
   RuntimeOptions o = cpu_devices(2);
   const RunReport plain = run({plain_job}, o);
   const RunReport switched = run({switched_job}, o);
