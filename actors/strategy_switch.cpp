@@ -5,6 +5,7 @@
 
 #include "actors/job_actor.hpp"
 #include "actors/replica_set.hpp"
+#include "runtime/median.hpp"
 
 namespace hydra::actors {
 
@@ -50,20 +51,12 @@ void switch_strategy(JobContext& job, const StrategyOrder& order) {
   spec.sharded_data_parallel = next.sharded_data_parallel;
   spec.micro_batches = next.micro_batches;
   spec.device_affinity = next.device_affinity;
-  const Device home = home_device();
   for (std::size_t r = 0; r < next.replicas; ++r) {
-    std::shared_ptr<Model> m;
-    if (r < models.size()) {
-      m = models[r];
-    } else {
-      m = std::make_shared<Model>(build_job_model(spec));
-      check(m->parameters().size() == p.model->parameters().size(),
-            "job " + spec.name + ": make_model built a different model for replica " +
-                std::to_string(r));
-      if (home != Device::host()) m->to(home);
-    }
-    if (r > 0) copy_model_state(*p.model, *m);
-    p.replicas.push_back(spawn_replica(self, p, p.partition, static_cast<int>(r), m));
+    // A replica beyond the kept models is built by spawn_replica; every replica but 0 then
+    // starts from replica 0's state.
+    p.replicas.push_back(spawn_replica(self, p, p.partition, static_cast<int>(r),
+                                       r < models.size() ? models[r] : nullptr));
+    if (r > 0) copy_model_state(*p.model, *p.replicas.back().model);
   }
   p.states = p.replicas[0].states;
   p.shards = p.replicas[0].shards;
@@ -87,12 +80,6 @@ void switch_strategy(JobContext& job, const StrategyOrder& order) {
 }
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
 
 // switch_strategy, or a line on stderr when the job cannot run the strategy (nothing changed).
 bool try_switch(JobContext& job, const StrategyOrder& order) {

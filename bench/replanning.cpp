@@ -16,6 +16,7 @@
 #include "actors/hydra.hpp"
 #include "actors/plan.hpp"
 #include "actors/simulate.hpp"
+#include "runtime/median.hpp"
 
 using namespace hydra;
 
@@ -37,12 +38,6 @@ class Rung : public EarlyStopping {
  private:
   std::string keep_;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
 
 // Makespan: first to last task of the run (setup before the first task excluded).
 double makespan(const RunReport& r) {

@@ -16,6 +16,7 @@
 #include "kernels/layers/embedding.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/random.hpp"
+#include "runtime/median.hpp"
 
 namespace hydra {
 
@@ -25,13 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 std::size_t stash_tree_bytes(const Stash& s) {
