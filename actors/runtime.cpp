@@ -5,6 +5,7 @@
 
 #include <caf/io/all.hpp>
 
+#include "actors/cluster/link_config.hpp"
 #include "actors/cluster/protocol.hpp"
 #include "actors/cluster/remote_device.hpp"
 #include "actors/cluster/tls.hpp"
@@ -148,10 +149,7 @@ RunReport run(const std::vector<JobSpec>& jobs, const RuntimeOptions& options) {
   {
     caf::actor_system_config cfg;
     if (!options.nodes.empty()) {
-      cfg.load<caf::io::middleman>();
-      cfg.set("middleman.app-identifiers", std::vector<std::string>{cluster::app_identifier});
-      cluster::set_link_timeout(cfg, options.node_link_timeout_seconds);
-      if (options.node_tls.enabled()) cluster::use_tls(cfg, options.node_tls);
+      cluster::configure_link(cfg, options.node_link_timeout_seconds, options.node_tls);
     }
     caf::actor_system sys{cfg};
     // Cluster nodes: the handshake, then one proxy per remote device after the local devices.

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "actors/cluster/link_config.hpp"
 #include "actors/cluster/protocol.hpp"
 #include "actors/cluster/remote_task.hpp"
 #include "actors/cluster/tls.hpp"
@@ -236,10 +237,7 @@ void run_node(const NodeOptions& options, std::FILE* log_file) {
   set_blas_threads(1);
 
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
-  cfg.set("middleman.app-identifiers", std::vector<std::string>{app_identifier});
-  set_link_timeout(cfg, options.link_timeout_seconds);
-  if (tls) use_tls(cfg, options.tls);
+  configure_link(cfg, options.link_timeout_seconds, options.tls);
   caf::actor_system sys{cfg};
   auto st = std::make_shared<NodeState>();
   st->secret = options.secret;

@@ -29,7 +29,7 @@ struct NodeOptions {
   TlsFiles tls;
   std::vector<DeviceSpec> devices = {{Device::cpu(0), 0}};
   // A coordinator link that carried nothing for this long is closed (the coordinator's side
-  // does the same with RuntimeOptions::node_link_timeout_seconds); see set_link_timeout.
+  // does the same with RuntimeOptions::node_link_timeout_seconds); see configure_link.
   double link_timeout_seconds = 3;
   double exit_after_seconds = 0;  // > 0: shut down after this long (tests); 0: run until killed
   // Fault injection for tests: > 0: the process kills itself (SIGKILL, as kill -9 would) when the

@@ -21,8 +21,8 @@
 //                         has not started it. Its result, if any comes, is dropped by the proxy.
 #include <caf/all.hpp>
 
-#include <algorithm>
-#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace hydra::cluster {
@@ -38,17 +38,6 @@ using cancel_atom = caf::atom_constant<caf::atom("ncancel")>;
 
 inline constexpr std::size_t nonce_bytes = 32;
 inline constexpr const char* app_identifier = "hydra-cluster-1";
-
-// CAF's middleman settings for a link's liveness, the same on both sides: a connection that
-// carried nothing (not even a heartbeat) for `timeout_seconds` is closed and its remote actors
-// are reported down (exit_reason::remote_link_unreachable); heartbeats go every timeout / 15, so
-// a live link, busy or idle, is never closed.
-inline void set_link_timeout(caf::actor_system_config& cfg, double timeout_seconds) {
-  const auto timeout = std::chrono::duration_cast<caf::timespan>(
-      std::chrono::duration<double>(std::max(0.1, timeout_seconds)));
-  cfg.set("middleman.heartbeat-interval", caf::timespan{timeout / 15});
-  cfg.set("middleman.connection-timeout", timeout);
-}
 
 inline std::string mac_input(const char* direction, int device, std::uint64_t seq,
                              const std::string& payload) {
